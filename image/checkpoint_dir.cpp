@@ -1,6 +1,7 @@
 #include "image/checkpoint_dir.hpp"
 
 #include "image/error.hpp"
+#include "image/fault.hpp"
 #include "image/h5.hpp"
 #include "image/rank_image.hpp"
 #include "image/table.hpp"
@@ -209,6 +210,7 @@ void write_manifest(const std::string& path, const ManifestInfo& info, const std
         }
     }
     fsync_path(tmp);
+    fault_point(FaultPoint::CommitManifestUnrenamed);
     if (rename(tmp.c_str(), path.c_str()) != 0) fail_errno(path, "cannot rename manifest into place");
 }
 
@@ -233,13 +235,19 @@ std::string PendingCheckpoint::commit(const std::string& job_id, int64_t duratio
     if (rows.empty()) throw ImageError(partial_, "", "a checkpoint needs at least one rank");
     ManifestInfo info{job_id, sequence_, static_cast<uint32_t>(rows.size()), static_cast<uint32_t>(nodes.size()),
                       created, duration_ns, "committed", kFormatMinor};
+    fault_point(FaultPoint::CommitBeforeManifest);
     write_manifest((fs::path(partial_) / "manifest.h5").string(), info, rows);
+    // Under the directory lock: once its own lock file is gone, a partial
+    // checkpoint must not be mistaken for an abandoned one by begin().
+    FileLock dir_lock((fs::path(dir_) / kLockName).string());
     unlink((fs::path(partial_) / kLockName).c_str());
     fsync_path(partial_);
+    fault_point(FaultPoint::CommitBeforeRename);
     if (rename(partial_.c_str(), final_.c_str()) != 0) fail_errno(final_, "cannot commit checkpoint");
     done_ = true;
     lock_.reset();
     fsync_path(dir_);
+    fault_point(FaultPoint::CommitBeforeLatest);
     // Move `latest` atomically: a new symlink renamed over the old one.
     const std::string link_tmp = (fs::path(dir_) / "latest.tmp").string();
     unlink(link_tmp.c_str());

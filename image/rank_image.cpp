@@ -1,6 +1,7 @@
 #include "image/rank_image.hpp"
 
 #include "image/error.hpp"
+#include "image/fault.hpp"
 #include "image/table.hpp"
 
 #include <fcntl.h>
@@ -152,6 +153,7 @@ RankSummary RankWriter::finish(int64_t dump_ns) {
         summary = check.verify(false, pool_);
     }
     fsync_path(tmp_path_);
+    fault_point(FaultPoint::RankBeforeRename);
     if (rename(tmp_path_.c_str(), path_.c_str()) != 0)
         throw ImageError(path_, "", std::string("cannot rename into place: ") + strerror(errno));
     finished_ = true;

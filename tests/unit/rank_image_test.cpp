@@ -1,0 +1,116 @@
+#include "image/error.hpp"
+#include "image/fault.hpp"
+#include "image/rank_image.hpp"
+#include "image/synthetic.hpp"
+#include "image/table.hpp"
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+
+using namespace ckpt::image;
+using ckpt::test::ScratchDir;
+
+namespace {
+
+RankSummary write_rank(const std::string& path, Compression c, const SyntheticSpec& spec = {}) {
+    auto memory = synthetic_memory(spec.bytes_per_task, 0.5, 42);
+    RankHeader header;
+    header.rank = 3;
+    header.job_id = "job-1";
+    PageOptions options;
+    options.compression = c;
+    RankWriter writer(path, header, options);
+    write_synthetic_rank(writer, spec, memory);
+    return writer.finish(12345);
+}
+
+}  // namespace
+
+TEST(RankImage, WritesAVerifiableImage) {
+    ScratchDir dir;
+    const std::string path = dir / "rank-00003.h5";
+    SyntheticSpec spec{3, 4, 2 << 20};
+    RankSummary written = write_rank(path, Compression::Zstd, spec);
+    EXPECT_EQ(written.ntasks, 4u);  // three live tasks and a zombie
+    EXPECT_EQ(written.nthreads, 12u);
+
+    RankReader reader(path);
+    EXPECT_EQ(reader.header().rank, 3u);
+    EXPECT_EQ(reader.header().job_id, "job-1");
+    EXPECT_EQ(reader.dump_ns(), 12345);
+    WorkerPool pool(2);
+    RankSummary s = reader.verify(true, pool);
+    EXPECT_EQ(s.ntasks, written.ntasks);
+    EXPECT_EQ(s.stored_bytes, 3 * ((2u << 20) + kPageSize) + 2 * kPageSize);
+    EXPECT_GT(s.datasets, 40u);
+    auto tasks = reader.tasks();
+    ASSERT_EQ(tasks.size(), 4u);
+    EXPECT_EQ(tasks[3].state, static_cast<uint32_t>(TaskState::Zombie));
+    EXPECT_EQ(read_record<ProcessRecord>(reader.task(1), "process").cwd, "/scratch");
+
+    struct stat st {};
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << "images may hold secrets";
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST(RankImage, AbandonedWriterLeavesNothing) {
+    ScratchDir dir;
+    const std::string path = dir / "rank-00000.h5";
+    {
+        RankWriter writer(path, RankHeader{}, PageOptions{});
+        writer.write_tree({});
+    }
+    EXPECT_FALSE(std::filesystem::exists(path));
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST(RankImage, WriterRefusesToFinishAnInconsistentImage) {
+    ScratchDir dir;
+    const std::string path = dir / "rank-00000.h5";
+    RankWriter writer(path, RankHeader{}, PageOptions{});
+    writer.write_tree({{7, 0, 7, 7, 0, 0, 1, 0, 0, 0, "lonely"}});  // task 7 has no /task/7 group
+    EXPECT_THROW(writer.finish(0), ImageError);
+    EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(RankImage, CrossReferencesAreChecked) {
+    ScratchDir dir;
+    const std::string path = dir / "rank-00000.h5";
+    {
+        auto memory = synthetic_memory(1 << 20, 0.5, 1);
+        RankWriter writer(path, RankHeader{}, PageOptions{});
+        write_synthetic_rank(writer, SyntheticSpec{1, 1, 1 << 20}, memory);
+        // An fd naming an open file description that does not exist.
+        h5::Hid task = h5::open_group(writer.root(), "task/1");
+        H5Ldelete(task, "fds", H5P_DEFAULT);
+        write_table<FdRecord>(task, "fds", {{0, 0, 99}});
+        try {
+            writer.finish(0);
+            FAIL() << "dangling fd accepted";
+        } catch (const ImageError& e) {
+            EXPECT_NE(std::string(e.what()).find("fd 0 refers to file 99"), std::string::npos) << e.what();
+        }
+    }
+}
+
+TEST(RankImage, KilledBeforeRenameLeavesNoRankFile) {
+    ScratchDir dir;
+    const std::string path = dir / "rank-00000.h5";
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        setenv("CKPT_FAULT", std::string(ckpt::fault_name(ckpt::FaultPoint::RankBeforeRename)).c_str(), 1);
+        write_rank(path, Compression::None, SyntheticSpec{1, 1, 1 << 20});
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    EXPECT_FALSE(std::filesystem::exists(path));
+    EXPECT_THROW(RankReader{path}, ImageError);
+}
