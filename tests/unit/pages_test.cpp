@@ -50,7 +50,7 @@ std::map<uint64_t, uint8_t> round_trip(const std::string& path, const std::vecto
     uint64_t total = 0;
     for (const auto& r : runs) total += r.bytes;
     EXPECT_EQ(seen.size(), total);
-    EXPECT_EQ(0, std::memcmp(seen.data(), memory.data(), total));
+    EXPECT_TRUE(std::equal(seen.begin(), seen.end(), memory.begin()));
     return pages;
 }
 
