@@ -1,0 +1,86 @@
+// ckpt-run: runs a program so that it can be checkpointed, or restores it.
+#include "agent/launcher.hpp"
+#include "image/error.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <iostream>
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+    // Everything after "--" is the program and its arguments.
+    std::vector<std::string> program;
+    int own = argc;
+    for (int i = 1; i < argc; ++i)
+        if (std::string(argv[i]) == "--") {
+            own = i;
+            for (int j = i + 1; j < argc; ++j) program.emplace_back(argv[j]);
+            break;
+        }
+    po::options_description opts(
+        "Usage: ckpt-run --ckpt-dir DIR [options] -- PROGRAM [ARGS...]\n"
+        "       ckpt-run --ckpt-dir DIR --restart[=auto|PATH] [options]\n\n"
+        "Runs PROGRAM so that `ckpt-ctl --ckpt-dir DIR checkpoint` can checkpoint it, or\n"
+        "restores the newest committed checkpoint (or PATH). Exit status: the program's\n"
+        "(128+N when killed by signal N), 75 when it was stopped after a checkpoint,\n"
+        "1 on an error of ckpt-run itself, 2 on a usage error, 127 when PROGRAM cannot run.\n\nOptions");
+    opts.add_options()("help,h", "show this help")("ckpt-dir", po::value<std::string>(), "checkpoint directory (required)")(
+        "restart", po::value<std::string>()->implicit_value("auto"), "restore instead of starting: auto (newest) or a checkpoint path")(
+        "interval", po::value<unsigned>()->default_value(0), "checkpoint every SECONDS (0: only on request)")(
+        "keep", po::value<unsigned>()->default_value(2), "committed checkpoints to keep (at least 1)")(
+        "compression", po::value<std::string>()->default_value("none"), "page compression: none or zstd")(
+        "mpi", po::value<std::string>()->default_value("none"), "MPI support: none (the MPI layer is not built yet)")(
+        "no-truncate", "on restore, do not cut files open for writing back to their checkpoint size")(
+        "job-id", po::value<std::string>()->default_value(""), "job id recorded in the checkpoints")(
+        "quiet,q", "print errors only")("verbose,v", "print every phase");
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(own, argv).options(opts).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        std::cerr << "ckpt-run: " << e.what() << " (see ckpt-run --help)\n";
+        return 2;
+    }
+    if (vm.count("help")) {
+        std::cout << opts << "\n";
+        return 0;
+    }
+    ckpt::agent::LaunchOptions o;
+    if (!vm.count("ckpt-dir")) {
+        std::cerr << "ckpt-run: --ckpt-dir is required (see ckpt-run --help)\n";
+        return 2;
+    }
+    o.ckpt_dir = vm["ckpt-dir"].as<std::string>();
+    if (vm.count("restart")) o.restart = vm["restart"].as<std::string>();
+    if (o.restart.empty() && program.empty()) {
+        std::cerr << "ckpt-run: no program given (ckpt-run --ckpt-dir DIR -- PROGRAM [ARGS...])\n";
+        return 2;
+    }
+    if (!o.restart.empty() && !program.empty()) {
+        std::cerr << "ckpt-run: --restart takes no program: it resumes the one in the checkpoint\n";
+        return 2;
+    }
+    if (vm["mpi"].as<std::string>() != "none") {
+        std::cerr << "ckpt-run: --mpi " << vm["mpi"].as<std::string>() << " is not supported yet; only --mpi none\n";
+        return 2;
+    }
+    auto compression = ckpt::image::parse_compression(vm["compression"].as<std::string>());
+    if (!compression) {
+        std::cerr << "ckpt-run: --compression must be none or zstd\n";
+        return 2;
+    }
+    o.argv = program;
+    o.interval_seconds = vm["interval"].as<unsigned>();
+    o.keep = vm["keep"].as<unsigned>();
+    o.compression = *compression;
+    o.truncate_written = !vm.count("no-truncate");
+    o.job_id = vm["job-id"].as<std::string>();
+    o.verbosity = vm.count("quiet") ? 0 : vm.count("verbose") ? 2 : 1;
+    try {
+        return ckpt::agent::run_launcher(o);
+    } catch (const std::exception& e) {
+        std::cerr << "ckpt-run: error: " << e.what() << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,32 @@
+// ckpt-run: runs a program (or restores one) as the job's process tree, in
+// its own namespaces, and serves checkpoint requests for it.
+#pragma once
+
+#include "image/compression.hpp"
+
+#include <string>
+#include <vector>
+
+namespace ckpt::agent {
+
+struct LaunchOptions {
+    std::string ckpt_dir;
+    std::vector<std::string> argv;  // empty on restart
+    std::string restart;            // "" (run), "auto", or a checkpoint path
+    unsigned interval_seconds = 0;
+    unsigned keep = 2;
+    image::Compression compression = image::Compression::None;
+    bool truncate_written = true;
+    int verbosity = 1;  // 0 quiet, 1 normal, 2 verbose
+    std::string job_id;
+};
+
+// Exit status of ckpt-run after `checkpoint --stop`: the program was saved
+// and ended, to be resumed later (EX_TEMPFAIL of sysexits.h).
+inline constexpr int kExitStopped = 75;
+
+// Runs the job to its end; returns the exit status ckpt-run should end
+// with (the program's, or 128+signal).
+int run_launcher(const LaunchOptions& options);
+
+}  // namespace ckpt::agent

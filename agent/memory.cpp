@@ -1,0 +1,317 @@
+#include "agent/memory.hpp"
+
+#include "image/pages.hpp"
+#include "image/table.hpp"
+
+#include <fcntl.h>
+#include <linux/prctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace ckpt::agent {
+
+namespace {
+
+constexpr uint64_t kPagemapPresent = uint64_t{1} << 63;
+constexpr uint64_t kPagemapSwapped = uint64_t{1} << 62;
+constexpr uint64_t kPagemapFile = uint64_t{1} << 61;
+constexpr uint64_t kReadBatch = uint64_t{8} << 20;
+
+bool ends_with_deleted(const std::string& p) { return p.ends_with(" (deleted)"); }
+
+bool special(VmaKind k) {
+    return k == VmaKind::Vdso || k == VmaKind::Vvar || k == VmaKind::VvarVclock || k == VmaKind::Vsyscall;
+}
+
+uint32_t prot_of(const MapEntry& m) {
+    return (m.read ? PROT_READ : 0) | (m.write ? PROT_WRITE : 0) | (m.exec ? PROT_EXEC : 0);
+}
+
+// Which pages of a private mapping hold data a restore needs.
+std::vector<bool> pages_to_store(int pagemap_fd, const MapEntry& m, VmaKind kind, bool whole) {
+    const uint64_t npages = (m.end - m.start) / kPage;
+    std::vector<bool> store(npages, whole);
+    if (whole) return store;
+    std::vector<uint64_t> entries(npages);
+    const ssize_t want = static_cast<ssize_t>(npages * 8);
+    if (pread(pagemap_fd, entries.data(), static_cast<size_t>(want), static_cast<off_t>(m.start / kPage * 8)) != want)
+        fail_errno("cannot read pagemap for mapping " + hex(m.start));
+    for (uint64_t i = 0; i < npages; ++i) {
+        const uint64_t e = entries[i];
+        if (kind == VmaKind::FilePrivate)
+            store[i] = (e & kPagemapSwapped) || ((e & kPagemapPresent) && !(e & kPagemapFile));  // copied on write
+        else
+            store[i] = (e & (kPagemapPresent | kPagemapSwapped)) != 0;
+    }
+    return store;
+}
+
+// Appends [start, end) of the task's memory to the page writer in batches.
+void copy_range(const Task& task, PageWriter& pages, uint64_t start, uint64_t end, std::vector<uint8_t>& buffer) {
+    for (uint64_t at = start; at < end;) {
+        const uint64_t n = std::min(end - at, kReadBatch);
+        buffer.resize(n);
+        task.read(at, buffer.data(), n);
+        pages.append(at, buffer);
+        at += n;
+    }
+}
+
+}  // namespace
+
+VmaKind classify_mapping(const MapEntry& m) {
+    const std::string& p = m.path;
+    if (p == "[vdso]") return VmaKind::Vdso;
+    if (p == "[vvar]") return VmaKind::Vvar;
+    if (p == "[vvar_vclock]") return VmaKind::VvarVclock;
+    if (p == "[vsyscall]") return VmaKind::Vsyscall;
+    const bool anonymous = p.empty() || p[0] == '[';
+    if (m.shared) {
+        if (anonymous || p.starts_with("/dev/zero") || p.starts_with("/SYSV")) return VmaKind::AnonShared;
+        if (p.starts_with("/memfd:")) return VmaKind::Memfd;
+        if (ends_with_deleted(p)) return VmaKind::DeletedFile;
+        return VmaKind::FileShared;
+    }
+    if (anonymous || ends_with_deleted(p) || p.starts_with("/memfd:")) return VmaKind::AnonPrivate;
+    return VmaKind::FilePrivate;
+}
+
+void dump_memory(Task& task, DumpState& state, hid_t task_group) {
+    const auto maps = read_maps(task.outer());
+    const std::string pagemap_path = "/proc/" + std::to_string(task.outer()) + "/pagemap";
+    UniqueFd pagemap(open(pagemap_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!pagemap.valid()) fail_errno("cannot open " + pagemap_path);
+
+    std::vector<VmaRecord> vmas;
+    auto pages = state.writer.page_writer(task_group);
+    std::vector<uint8_t> buffer;
+    for (const auto& m : maps) {
+        VmaKind kind = classify_mapping(m);
+        VmaRecord v;
+        v.start = m.start;
+        v.end = m.end;
+        v.prot = prot_of(m);
+        v.flags = m.shared ? MAP_SHARED : MAP_PRIVATE;
+        if (m.path == "[stack]") v.flags |= MAP_GROWSDOWN;
+        v.kind = static_cast<uint32_t>(kind);
+        v.pgoff = m.offset;
+        v.dev = m.dev;
+        v.inode = m.inode;
+        v.path = m.path;
+        if (kind == VmaKind::AnonShared || kind == VmaKind::Memfd || kind == VmaKind::DeletedFile) {
+            ObjectKey key{m.dev, m.inode};
+            auto [it, fresh] = state.shmem_ids.try_emplace(key, state.shmem_ids.size() + 1);
+            if (fresh) {
+                ShmemRecord s;
+                s.id = it->second;
+                s.kind = static_cast<uint32_t>(kind);
+                s.name = m.path;
+                state.shmem.push_back(s);
+            }
+            auto& rec = *std::find_if(state.shmem.begin(), state.shmem.end(), [&](auto& s) { return s.id == it->second; });
+            rec.bytes = std::max(rec.bytes, m.offset + (m.end - m.start));
+            state.shmem_views[it->second].push_back({&task, m.start, m.end, m.offset});
+            v.shmem_id = it->second;
+        }
+        vmas.push_back(v);
+        if (special(kind) || kind == VmaKind::FileShared || v.shmem_id != 0) continue;
+        // A private mapping of a deleted file cannot be re-read from the file: keep it whole.
+        const bool whole = kind == VmaKind::AnonPrivate && !m.path.empty() && m.path[0] != '[';
+        auto store = pages_to_store(pagemap.get(), m, kind, whole);
+        for (uint64_t i = 0; i < store.size();) {
+            if (!store[i]) {
+                ++i;
+                continue;
+            }
+            uint64_t j = i;
+            while (j < store.size() && store[j]) ++j;
+            copy_range(task, *pages, m.start + i * kPage, m.start + j * kPage, buffer);
+            i = j;
+        }
+    }
+    write_table(task_group, "vmas", vmas);
+    pages->finish();
+}
+
+void dump_shared_memory(DumpState& state) {
+    if (state.shmem.empty()) return;
+    h5::Hid shared = state.writer.shared();
+    write_table(shared, "shmem", state.shmem);
+    std::vector<uint8_t> buffer;
+    for (const auto& s : state.shmem) {
+        h5::Hid group = h5::create_group(state.writer.root(), shmem_group_name(s.id));
+        auto pages = state.writer.page_writer(group);
+        // Every offset some mapping shows, read through the first mapping
+        // that covers it, in offset order.
+        auto views = state.shmem_views[s.id];
+        std::sort(views.begin(), views.end(), [](auto& a, auto& b) { return a.pgoff < b.pgoff; });
+        uint64_t done = 0;
+        for (const auto& v : views) {
+            const uint64_t from = std::max(done, v.pgoff), to = v.pgoff + (v.end - v.start);
+            for (uint64_t off = from; off < to;) {
+                const uint64_t n = std::min(to - off, kReadBatch);
+                buffer.resize(n);
+                v.task->read(v.start + (off - v.pgoff), buffer.data(), n);
+                pages->append(off, buffer);
+                off += n;
+            }
+            done = std::max(done, to);
+        }
+        pages->finish();
+    }
+}
+
+void create_shared_memory(const RankReader& reader, const TreeImage& tree, SharedFds& fds) {
+    WorkerPool pool(1);
+    for (const auto& s : tree.shmem) {
+        UniqueFd fd(static_cast<int>(syscall(SYS_memfd_create, ("ckpt-shmem-" + std::to_string(s.id)).c_str(), MFD_CLOEXEC)));
+        if (!fd.valid()) fail_errno("cannot create shared memory object " + std::to_string(s.id));
+        if (ftruncate(fd.get(), static_cast<off_t>(s.bytes)) != 0) fail_errno("cannot size shared memory " + std::to_string(s.id));
+        h5::Hid group = h5::open_group(reader.root(), shmem_group_name(s.id));
+        PageReader pages(group, pool);
+        pages.read([&](uint64_t offset, std::span<const uint8_t> data) {
+            if (pwrite(fd.get(), data.data(), data.size(), static_cast<off_t>(offset)) != static_cast<ssize_t>(data.size()))
+                fail_errno("cannot fill shared memory " + std::to_string(s.id));
+        });
+        int high = fcntl(fd.get(), F_DUPFD_CLOEXEC, kRestoreFdBase);
+        if (high < 0) fail_errno("cannot move shared memory fd");
+        fds.shmem[s.id] = high;
+    }
+}
+
+uint64_t find_hole(uint64_t size, const std::vector<std::pair<uint64_t, uint64_t>>& avoid) {
+    for (uint64_t at = uint64_t{1} << 32; at < (uint64_t{1} << 46); at += uint64_t{1} << 30) {
+        bool clear = true;
+        for (const auto& [s, e] : avoid)
+            if (at < e && s < at + size) {
+                clear = false;
+                break;
+            }
+        if (clear) return at;
+    }
+    fail("no free address range for the restore's trampoline");
+}
+
+namespace {
+
+// Writes a NUL-terminated path into the trampoline's data page.
+uint64_t put_string(Task& task, uint64_t data, const std::string& s) {
+    if (s.size() >= 8192) fail("path too long to restore: " + s);
+    task.write(data, s.c_str(), s.size() + 1);
+    return data;
+}
+
+void move_special_mappings(Task& task, const TaskImage& image, const std::vector<MapEntry>& current,
+                           const std::vector<std::pair<uint64_t, uint64_t>>& avoid) {
+    std::vector<const MapEntry*> now;
+    std::vector<const VmaRecord*> saved;
+    for (const auto& m : current) {
+        VmaKind k = classify_mapping(m);
+        if (k == VmaKind::Vdso || k == VmaKind::Vvar || k == VmaKind::VvarVclock) now.push_back(&m);
+    }
+    for (const auto& v : image.vmas) {
+        VmaKind k = static_cast<VmaKind>(v.kind);
+        if (k == VmaKind::Vdso || k == VmaKind::Vvar || k == VmaKind::VvarVclock) saved.push_back(&v);
+    }
+    auto mismatch = [&] {
+        fail("the vDSO/vvar of this kernel differ from the checkpoint's (restore on a node with the same kernel)");
+    };
+    if (now.size() != saved.size()) mismatch();
+    for (size_t i = 0; i < now.size(); ++i)
+        if (now[i]->path != saved[i]->path || now[i]->end - now[i]->start != saved[i]->end - saved[i]->start) mismatch();
+    if (now.empty()) return;
+    // Park them in a hole first: moving one straight to its saved place could
+    // land on another that has not moved yet.
+    const uint64_t span = now.back()->end - now.front()->start;
+    const uint64_t park = find_hole(span, avoid);
+    for (int pass = 0; pass < 2; ++pass) {
+        for (size_t i = 0; i < now.size(); ++i) {
+            const uint64_t len = now[i]->end - now[i]->start;
+            const uint64_t from = pass == 0 ? now[i]->start : park + (now[i]->start - now.front()->start);
+            const uint64_t to = pass == 0 ? park + (now[i]->start - now.front()->start) : saved[i]->start;
+            if (from == to) continue;
+            task.call("cannot move " + now[i]->path, SYS_mremap, {from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to});
+        }
+    }
+}
+
+}  // namespace
+
+void restore_memory(Task& task, const TaskImage& image, const RankReader& reader, const SharedFds& fds,
+                    const Trampoline& trampoline, WorkerPool& pool) {
+    const auto current = read_maps(task.outer());
+
+    // 1. The restorer's own mappings go, but for the trampoline and the
+    // kernel's special mappings.
+    for (const auto& m : current) {
+        VmaKind k = classify_mapping(m);
+        if (special(k) || trampoline.contains(m.start, m.end)) continue;
+        task.call("cannot unmap the restorer at " + hex(m.start), SYS_munmap, {m.start, m.end - m.start});
+    }
+
+    // 2. vDSO and vvar to where the program knows them.
+    std::vector<std::pair<uint64_t, uint64_t>> avoid = {{trampoline.base, trampoline.base + Trampoline::kSize}};
+    for (const auto& v : image.vmas) avoid.emplace_back(v.start, v.end);
+    for (const auto& m : current) avoid.emplace_back(m.start, m.end);
+    move_special_mappings(task, image, current, avoid);
+
+    // 3. Every saved mapping at its address.
+    for (const auto& v : image.vmas) {
+        const VmaKind kind = static_cast<VmaKind>(v.kind);
+        if (special(kind)) continue;
+        const uint64_t len = v.end - v.start;
+        const std::string what = "cannot map " + hex(v.start) + "-" + hex(v.end) + (v.path.empty() ? "" : " (" + v.path + ")");
+        const uint64_t growsdown = (v.flags & MAP_GROWSDOWN) ? MAP_GROWSDOWN : 0;
+        if (kind == VmaKind::AnonPrivate) {
+            task.call(what, SYS_mmap, {v.start, len, v.prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | growsdown, ~uint64_t{0}, 0});
+        } else if (kind == VmaKind::FilePrivate || kind == VmaKind::FileShared) {
+            const bool shared = kind == VmaKind::FileShared;
+            const uint64_t mode = shared && (v.prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
+            const long fd = task.call("cannot open mapped file " + v.path, SYS_openat,
+                                      {static_cast<uint64_t>(AT_FDCWD), put_string(task, trampoline.strings(), v.path), mode | O_CLOEXEC, 0});
+            task.call(what, SYS_mmap,
+                      {v.start, len, v.prot, static_cast<uint64_t>((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED), static_cast<uint64_t>(fd), v.pgoff});
+            task.call("cannot close", SYS_close, {static_cast<uint64_t>(fd)});
+        } else {
+            auto it = fds.shmem.find(v.shmem_id);
+            if (it == fds.shmem.end()) fail(what + ": shared memory " + std::to_string(v.shmem_id) + " was not prepared");
+            task.call(what, SYS_mmap, {v.start, len, v.prot, MAP_SHARED | MAP_FIXED, static_cast<uint64_t>(it->second), v.pgoff});
+        }
+    }
+
+    // 4. Their content.
+    PageReader pages(reader.task(image.task.pid), pool);
+    pages.read([&](uint64_t vaddr, std::span<const uint8_t> bytes) { task.write(vaddr, bytes.data(), bytes.size()); });
+
+    // 5. brk, arg/env bounds, auxv and /proc/self/exe.
+    const auto& p = image.process;
+    const uint64_t auxv_at = trampoline.auxv();
+    if (image.auxv.size() > 2048) fail("the auxiliary vector of " + task.name() + " is too large");
+    if (!image.auxv.empty()) task.write(auxv_at, image.auxv.data(), image.auxv.size());
+    const long exe_fd = task.call("cannot open the executable " + p.exe, SYS_openat,
+                                  {static_cast<uint64_t>(AT_FDCWD), put_string(task, trampoline.strings(), p.exe), O_RDONLY | O_CLOEXEC, 0});
+    prctl_mm_map map{};
+    map.start_code = p.start_code;
+    map.end_code = p.end_code;
+    map.start_data = p.start_data;
+    map.end_data = p.end_data;
+    map.start_brk = p.start_brk;
+    map.brk = p.brk;
+    map.start_stack = p.start_stack;
+    map.arg_start = p.arg_start;
+    map.arg_end = p.arg_end;
+    map.env_start = p.env_start;
+    map.env_end = p.env_end;
+    map.auxv = reinterpret_cast<__u64*>(auxv_at);
+    map.auxv_size = static_cast<uint32_t>(image.auxv.size());
+    map.exe_fd = static_cast<uint32_t>(exe_fd);
+    task.write(trampoline.args(), &map, sizeof map);
+    task.call("cannot restore the mm fields (PR_SET_MM_MAP)", SYS_prctl, {PR_SET_MM, PR_SET_MM_MAP, trampoline.args(), sizeof map});
+    task.call("cannot close", SYS_close, {static_cast<uint64_t>(exe_fd)});
+}
+
+}  // namespace ckpt::agent

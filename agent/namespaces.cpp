@@ -1,0 +1,55 @@
+#include "agent/namespaces.hpp"
+
+#include "agent/sys.hpp"
+
+#include <sched.h>
+
+#include <ctime>
+
+namespace ckpt::agent {
+
+namespace {
+
+int64_t now_ns(clockid_t c) {
+    timespec ts{};
+    clock_gettime(c, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::string offset_line(const char* clock, int64_t ns) {
+    int64_t sec = ns / 1000000000, nsec = ns % 1000000000;
+    if (nsec < 0) {
+        nsec += 1000000000;
+        sec -= 1;
+    }
+    return std::string(clock) + " " + std::to_string(sec) + " " + std::to_string(nsec) + "\n";
+}
+
+}  // namespace
+
+void enter_user_namespace() {
+    if (geteuid() != 0) {
+        const uid_t uid = geteuid();
+        const gid_t gid = getegid();
+        if (unshare(CLONE_NEWUSER) != 0)
+            fail_errno("cannot create a user namespace (needed without root; check kernel.unprivileged_userns_clone "
+                       "and user.max_user_namespaces)");
+        write_text_file("/proc/self/setgroups", "deny");
+        write_text_file("/proc/self/uid_map", std::to_string(uid) + " " + std::to_string(uid) + " 1");
+        write_text_file("/proc/self/gid_map", std::to_string(gid) + " " + std::to_string(gid) + " 1");
+    }
+}
+
+void unshare_job_namespaces(const std::optional<SavedClocks>& clocks) {
+    int flags = CLONE_NEWPID;
+    if (clocks) flags |= CLONE_NEWTIME;
+    if (unshare(flags) != 0) fail_errno(clocks ? "cannot create PID and time namespaces" : "cannot create a PID namespace");
+    if (clocks) {
+        // Offsets are fixed before any process enters the namespace.
+        write_text_file("/proc/self/timens_offsets",
+                        offset_line("monotonic", clocks->monotonic_ns - now_ns(CLOCK_MONOTONIC)) +
+                            offset_line("boottime", clocks->boottime_ns - now_ns(CLOCK_BOOTTIME)));
+    }
+}
+
+}  // namespace ckpt::agent

@@ -1,0 +1,76 @@
+// ptrace of one thread: seize, stop, registers, and running system calls
+// inside it ("injection"), the way both dump and restore drive tasks.
+#pragma once
+
+#include "agent/sys.hpp"
+
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ckpt::agent {
+
+// A thread under ptrace. The destructor detaches a still-attached thread,
+// leaving it running as it was.
+class Tracee {
+public:
+    // PTRACE_SEIZE; does not stop the thread. options: PTRACE_O_* bits.
+    Tracee(pid_t tid, unsigned long options);
+    // A thread the kernel attached on its own (PTRACE_O_TRACECLONE).
+    static Tracee adopt(pid_t tid);
+    Tracee(const Tracee&) = delete;
+    Tracee& operator=(const Tracee&) = delete;
+    Tracee(Tracee&& o) noexcept;
+    Tracee& operator=(Tracee&& o) noexcept;
+    ~Tracee();
+
+    pid_t tid() const { return tid_; }
+    // PTRACE_INTERRUPT and wait for the stop. Signals that arrive meanwhile
+    // are delivered (a checkpoint is taken after them). Throws when the
+    // thread died.
+    void interrupt();
+    // Waits for the next stop of an attached thread (e.g. a new thread's
+    // first stop, or a group stop after seizing a stopped task).
+    int wait_stop();
+    // Leaves the thread running; sig is delivered when non-zero.
+    void detach(int sig = 0);
+    // Forget the thread without detaching (it exited).
+    void abandon() { attached_ = false; }
+
+    user_regs_struct regs() const;
+    void set_regs(const user_regs_struct& r) const;
+    std::vector<uint8_t> xstate() const;
+    void set_xstate(const std::vector<uint8_t>& x) const;
+    uint64_t signal_mask() const;
+    // The thread's rseq registration (PTRACE_GET_RSEQ_CONFIGURATION); size 0
+    // when none.
+    struct Rseq {
+        uint64_t address = 0;
+        uint32_t size = 0;
+        uint32_t signature = 0;
+    };
+    Rseq rseq() const;
+    void set_signal_mask(uint64_t mask) const;
+
+    // Runs system call nr with args in this stopped thread by pointing it at
+    // a `syscall` instruction at insn, and returns the raw result (-errno on
+    // failure). The thread's registers and signal mask are left as they
+    // were before, unless keep_regs (the thread then sits at the syscall's
+    // exit stop).
+    long syscall(uint64_t insn, long nr, std::initializer_list<uint64_t> args, bool keep_regs = false);
+
+private:
+    Tracee() = default;
+    void release() noexcept;  // detach if attached, whatever state the thread is in
+    void wait_syscall_stop(const char* phase);
+    pid_t tid_ = 0;
+    bool attached_ = false;
+};
+
+std::string describe_wait_status(int status);
+
+}  // namespace ckpt::agent

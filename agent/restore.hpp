@@ -1,0 +1,38 @@
+// Restore of a process tree, in named stages:
+//   1. load      the tree's tables are read (page data stays on disk)
+//   2. share     init creates every shared object once (files, pipes,
+//                shared memory) so that sharing is inherited
+//   3. fork      every process is created with its exact PID (clone3
+//                set_tid) by its parent, still running restorer code,
+//                installs its descriptors, cwd, umask, session and group,
+//                and reports ready
+//   4. transform the tracer replaces each process's memory with the image's
+//                through injected system calls, creates its threads with
+//                their TIDs, and restores signals, timers, limits
+//   5. release   registers are set and every thread of every process is
+//                let go at once
+#pragma once
+
+#include "agent/engine.hpp"
+#include "agent/files.hpp"
+
+#include <functional>
+#include <string>
+
+namespace ckpt::agent {
+
+// Descriptors of the restore itself lie at or above this number, clear of
+// every descriptor of the program.
+int restore_fd_base(const TreeImage& tree);
+
+// Stage 2 and 3, in the restore's init (PID 1 of the new namespace).
+// Returns the PID of the first process of the tree (the program).
+int32_t spawn_tree(const TreeImage& tree, const RankReader& reader, int ready_fd, const FileOptions& options);
+
+// Stages 4 and 5, in the tracer. ready_fd receives one message per live
+// process (SO_PASSCRED set). On failure throws; the caller kills the
+// namespace's init, which takes every half-restored process with it.
+void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd,
+                    const std::function<void(const std::string&)>& progress);
+
+}  // namespace ckpt::agent

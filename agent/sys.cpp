@@ -1,0 +1,73 @@
+#include "agent/sys.hpp"
+
+#include <fcntl.h>
+
+#include <cstdio>
+
+#include <vector>
+
+namespace ckpt::agent {
+
+std::string hex(uint64_t value) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
+    return buf;
+}
+
+bool try_read_text_file(const std::string& path, std::string& out) {
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return false;
+    out.clear();
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return false;
+        if (n == 0) return true;
+        out.append(buf, static_cast<size_t>(n));
+    }
+}
+
+std::string read_text_file(const std::string& path) {
+    std::string out;
+    if (!try_read_text_file(path, out)) fail_errno("cannot read " + path);
+    return out;
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+    UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd.valid()) fail_errno("cannot open " + path);
+    write_all(fd.get(), text.data(), text.size(), path);
+}
+
+std::string read_link(const std::string& path) {
+    std::vector<char> buf(4096);
+    ssize_t n = readlink(path.c_str(), buf.data(), buf.size());
+    if (n < 0) fail_errno("cannot read link " + path);
+    return std::string(buf.data(), static_cast<size_t>(n));
+}
+
+void write_all(int fd, const void* data, size_t size, const std::string& what) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+        ssize_t n = write(fd, p, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail_errno("cannot write " + what);
+        p += n;
+        size -= static_cast<size_t>(n);
+    }
+}
+
+size_t read_full(int fd, void* data, size_t size) {
+    char* p = static_cast<char*>(data);
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = read(fd, p + done, size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+    }
+    return done;
+}
+
+}  // namespace ckpt::agent

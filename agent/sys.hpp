@@ -1,0 +1,69 @@
+// Small system-level building blocks of the engine: errors that carry
+// context, an owning file descriptor, and reading whole /proc files.
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+#include <utility>
+
+namespace ckpt::agent {
+
+// An engine error: says which process/thread/fd/resource and why.
+class EngineError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] inline void fail(const std::string& what) { throw EngineError(what); }
+// Throws with strerror(errno) appended.
+[[noreturn]] inline void fail_errno(const std::string& what) {
+    const int err = errno;
+    throw EngineError(what + ": " + strerror(err));
+}
+
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& o) noexcept {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    ~UniqueFd() { reset(); }
+    int get() const { return fd_; }
+    bool valid() const { return fd_ >= 0; }
+    int release() { return std::exchange(fd_, -1); }
+    void reset(int fd = -1) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = fd;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+// "0x7f12..." for messages.
+std::string hex(uint64_t value);
+
+// Reads a whole (small, /proc) file; throws naming the path.
+std::string read_text_file(const std::string& path);
+// Like read_text_file but returns false instead of throwing when absent.
+bool try_read_text_file(const std::string& path, std::string& out);
+void write_text_file(const std::string& path, const std::string& text);
+std::string read_link(const std::string& path);
+
+// Full read/write loops over a descriptor.
+void write_all(int fd, const void* data, size_t size, const std::string& what);
+size_t read_full(int fd, void* data, size_t size);  // short only at EOF
+
+}  // namespace ckpt::agent

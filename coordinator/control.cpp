@@ -1,0 +1,119 @@
+#include "coordinator/control.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+namespace ckpt::control {
+
+using agent::fail;
+using agent::fail_errno;
+using agent::UniqueFd;
+
+namespace {
+
+std::string control_file(const std::string& dir) { return dir + "/.control"; }
+
+sockaddr_un address(const std::string& path) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path) fail("socket path too long: " + path);
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    return a;
+}
+
+UniqueFd try_connect(const std::string& path) {
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a = address(path);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return UniqueFd();
+    return fd;
+}
+
+}  // namespace
+
+std::optional<std::string> Connection::read_line() {
+    for (;;) {
+        auto nl = buffer_.find('\n');
+        if (nl != std::string::npos) {
+            std::string line = buffer_.substr(0, nl);
+            buffer_.erase(0, nl + 1);
+            return line;
+        }
+        char buf[4096];
+        ssize_t n = read(fd_.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return std::nullopt;
+        buffer_.append(buf, static_cast<size_t>(n));
+    }
+}
+
+bool Connection::send_line(const std::string& line) {
+    std::string data = line + "\n";
+    const char* p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+        ssize_t n = send(fd_.get(), p, left, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        p += n;
+        left -= static_cast<size_t>(n);
+    }
+    return true;
+}
+
+Server::Server(const std::string& ckpt_dir) : ckpt_dir_(ckpt_dir) {
+    std::string published;
+    if (agent::try_read_text_file(control_file(ckpt_dir), published) && try_connect(published).valid())
+        fail("another ckpt-run is already running with --ckpt-dir " + ckpt_dir);
+    char templ[] = "/tmp/ckpt-run.XXXXXX";
+    if (!mkdtemp(templ)) fail_errno("cannot create a private runtime directory");
+    runtime_dir_ = templ;
+    socket_path_ = runtime_dir_ + "/control.sock";
+    listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a = address(socket_path_);
+    if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fail_errno("cannot bind " + socket_path_);
+    if (listen(listen_.get(), 16) != 0) fail_errno("cannot listen on " + socket_path_);
+    const std::string tmp = control_file(ckpt_dir) + ".tmp";
+    {
+        UniqueFd f(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (!f.valid()) fail_errno("cannot write " + tmp);
+        agent::write_all(f.get(), socket_path_.data(), socket_path_.size(), tmp);
+    }
+    if (rename(tmp.c_str(), control_file(ckpt_dir).c_str()) != 0) fail_errno("cannot publish " + control_file(ckpt_dir));
+}
+
+Server::~Server() {
+    std::string published;
+    if (agent::try_read_text_file(control_file(ckpt_dir_), published) && published == socket_path_)
+        unlink(control_file(ckpt_dir_).c_str());
+    unlink(socket_path_.c_str());
+    rmdir(runtime_dir_.c_str());
+}
+
+std::optional<Connection> Server::accept() {
+    UniqueFd fd(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!fd.valid()) return std::nullopt;
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || (peer.uid != getuid() && peer.uid != 0)) {
+        std::cerr << "ckpt-run: refused a control connection from uid " << peer.uid << " (pid " << peer.pid << ")\n";
+        return std::nullopt;
+    }
+    return Connection(std::move(fd));
+}
+
+Connection connect(const std::string& ckpt_dir) {
+    std::string path;
+    if (!agent::try_read_text_file(control_file(ckpt_dir), path))
+        fail("no job is running with --ckpt-dir " + ckpt_dir + " (no " + control_file(ckpt_dir) + ")");
+    UniqueFd fd = try_connect(path);
+    if (!fd.valid()) fail_errno("the job of " + ckpt_dir + " does not answer at " + path + " (it has probably ended)");
+    return Connection(std::move(fd));
+}
+
+}  // namespace ckpt::control
