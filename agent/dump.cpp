@@ -172,12 +172,13 @@ void FrozenTree::kill_all() {
     for (auto& t : tasks_) kill(t->outer(), SIGKILL);
     // A traced thread's death is reported to the tracer first; its parent
     // hears of it only once the tracer has collected it.
+    // A leader is reported only after its other threads: wait for those first.
     for (auto& t : tasks_)
-        for (auto& th : t->threads()) {
+        for (auto th = t->threads().rbegin(); th != t->threads().rend(); ++th) {
             int status = 0;
-            while (waitpid(th.tid(), &status, __WALL) == th.tid() && !WIFEXITED(status) && !WIFSIGNALED(status)) {
+            while (waitpid(th->tid(), &status, __WALL) == th->tid() && !WIFEXITED(status) && !WIFSIGNALED(status)) {
             }
-            th.abandon();
+            th->abandon();
         }
 }
 

@@ -198,6 +198,12 @@ void Launcher::fork_init(const std::optional<SavedClocks>& clocks, const std::fu
             // outside this PID namespace: getppid() says 0 here.)
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             setsid();
+            try {
+                mount_job_proc();
+            } catch (const std::exception& e) {
+                std::cerr << "ckpt-run: error: " << e.what() << "\n";
+                _exit(1);
+            }
             init_main();
             _exit(1);
         }

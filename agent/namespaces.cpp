@@ -3,6 +3,7 @@
 #include "agent/sys.hpp"
 
 #include <sched.h>
+#include <sys/mount.h>
 
 #include <ctime>
 
@@ -50,6 +51,14 @@ void unshare_job_namespaces(const std::optional<SavedClocks>& clocks) {
                         offset_line("monotonic", clocks->monotonic_ns - now_ns(CLOCK_MONOTONIC)) +
                             offset_line("boottime", clocks->boottime_ns - now_ns(CLOCK_BOOTTIME)));
     }
+}
+
+void mount_job_proc() {
+    if (unshare(CLONE_NEWNS) != 0) fail_errno("cannot create a mount namespace for the job");
+    // Nothing the job mounts leaks out; mounts made outside still show.
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) fail_errno("cannot make / a slave mount");
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+        fail_errno("cannot mount /proc for the job's PID namespace");
 }
 
 }  // namespace ckpt::agent

@@ -22,4 +22,9 @@ void enter_user_namespace();
 // did this cannot start threads any more, hence the helper.
 void unshare_job_namespaces(const std::optional<SavedClocks>& clocks);
 
+// The job's init, first thing: a mount namespace of its own with a /proc
+// that shows the job's PID namespace, so that /proc/self/task/<tid> and
+// friends agree with the PIDs the program sees.
+void mount_job_proc();
+
 }  // namespace ckpt::agent

@@ -162,6 +162,10 @@ int32_t spawn_tree(const TreeImage& tree, const RankReader& reader, int ready_fd
         if (first == 0 && t.task.state != static_cast<uint32_t>(TaskState::Zombie)) first = t.task.pid;
         spawn(tree, t, fds, ready_fd);
     }
+    // init keeps none of them: a pipe's write end held here would keep its
+    // reader from ever seeing end of file.
+    for (auto& [id, fd] : fds.files) close(fd);
+    for (auto& [id, fd] : fds.shmem) close(fd);
     if (first == 0) fail("the checkpoint holds no live process");
     return first;
 }

@@ -5,11 +5,26 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 
+#include <algorithm>
+
 namespace ckpt::agent {
 
 namespace {
 int64_t to_ns(const timeval& tv) { return static_cast<int64_t>(tv.tv_sec) * 1000000000 + tv.tv_usec * 1000; }
 timeval to_timeval(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<suseconds_t>((ns % 1000000000) / 1000)}; }
+// setitimer() adds one scheduler tick to a CPU-time timer (so it never
+// fires early); measured here once so a restore can leave the value as it was.
+int64_t cpu_timer_tick_ns() {
+    static const int64_t tick = [] {
+        itimerval probe{{0, 0}, {1000, 0}}, back{}, off{};
+        setitimer(ITIMER_PROF, &probe, nullptr);
+        getitimer(ITIMER_PROF, &back);
+        setitimer(ITIMER_PROF, &off, nullptr);
+        return std::max<int64_t>(0, to_ns(back.it_value) - to_ns(probe.it_value));
+    }();
+    return tick;
+}
+
 }  // namespace
 
 void dump_timers(Task& task, hid_t task_group) {
@@ -33,7 +48,9 @@ void dump_timers(Task& task, hid_t task_group) {
 void restore_timers(Task& task, const TaskImage& image, const Trampoline& tr) {
     for (const auto& t : image.timers) {
         if (t.kind > static_cast<uint32_t>(TimerKind::ItimerProf)) fail("timer kind " + std::to_string(t.kind) + " cannot be restored");
-        itimerval it{to_timeval(t.interval_ns), to_timeval(t.value_ns)};
+        int64_t value = t.value_ns;
+        if (t.kind != static_cast<uint32_t>(TimerKind::ItimerReal)) value = std::max<int64_t>(1000, value - cpu_timer_tick_ns());
+        itimerval it{to_timeval(t.interval_ns), to_timeval(value)};
         task.write(tr.args(), &it, sizeof it);
         task.call("cannot restore interval timer " + std::to_string(t.kind), SYS_setitimer, {t.kind, tr.args(), 0});
     }
