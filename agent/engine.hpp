@@ -67,7 +67,6 @@ struct TaskImage {
     std::vector<TimerRecord> timers;
     std::vector<RlimitRecord> rlimits;
     std::vector<uint8_t> auxv;
-    std::vector<uint8_t> cpu_affinity;
     bool has_creds = false;
     CredsRecord creds;
 };

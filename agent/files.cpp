@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace ckpt::agent {
@@ -41,7 +42,7 @@ bool same_description(pid_t a, int fd_a, pid_t b, int fd_b) {
 FileKind device_kind(const std::string& path) {
     if (path == "/dev/null") return FileKind::DevNull;
     if (path == "/dev/zero") return FileKind::DevZero;
-    if (path == "/dev/urandom" || path == "/dev/random") return FileKind::DevUrandom;
+    if (path == "/dev/urandom" || path == "/dev/random" || path == "/dev/full") return FileKind::DevUrandom;  // reopened by path
     return FileKind::Inherited;  // means: not restorable
 }
 
@@ -141,7 +142,8 @@ void dump_files(Task& task, DumpState& state, hid_t task_group) {
                 f.kind = static_cast<uint32_t>(device_kind(target));
             } else {
                 fail("cannot checkpoint " + where + ": " + target +
-                     " leads outside the process tree or is of a kind the engine cannot restore");
+                     " is not a kind of file the engine can restore (sockets, eventfd, epoll, timerfd, signalfd, "
+                     "inotify and devices other than /dev/{null,zero,random,urandom,full} are not supported)");
             }
             state.files.push_back(f);
             state.file_reps[f.id] = {task.outer(), fd, key};
@@ -188,9 +190,13 @@ int open_file(const FileRecord& f, const FileOptions& options) {
 }  // namespace
 
 void create_shared_files(const TreeImage& tree, SharedFds& fds, const FileOptions& options) {
-    // Pipes first: each becomes a pair of descriptions.
+    // Anonymous pipes first: each becomes a pair of descriptions.
+    std::set<uint64_t> fifo_ids, filled_fifos;
+    for (const auto& f : tree.files)
+        if (f.kind == static_cast<uint32_t>(FileKind::Fifo)) fifo_ids.insert(f.object_id);
     std::map<uint64_t, std::pair<int, int>> pipes;
     for (const auto& p : tree.pipes) {
+        if (fifo_ids.contains(p.id)) continue;
         int ends[2];
         if (pipe2(ends, O_CLOEXEC) != 0) fail_errno("cannot create pipe " + std::to_string(p.id));
         if (p.capacity > 0) fcntl(ends[1], F_SETPIPE_SZ, static_cast<int>(p.capacity));
@@ -216,11 +222,18 @@ void create_shared_files(const TreeImage& tree, SharedFds& fds, const FileOption
                 fcntl(fd, F_SETFL, static_cast<int>(f.flags) & ~O_ACCMODE);
                 break;
             }
-            case FileKind::Fifo:
-                fd = to_high_fd(open(f.path.c_str(), (static_cast<int>(f.flags) & ~O_ACCMODE) | O_RDWR | O_NONBLOCK | O_CLOEXEC), fds,
-                                "FIFO " + f.path);
+            case FileKind::Fifo: {
+                const int raw = open(f.path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+                if (raw < 0) fail_errno("cannot reopen FIFO " + f.path);
+                fd = to_high_fd(raw, fds, "FIFO " + f.path);
+                // Its unread bytes go back once, through the first description.
+                if (filled_fifos.insert(f.object_id).second)
+                    for (const auto& p : tree.pipes)
+                        if (p.id == f.object_id && p.data_bytes > 0)
+                            write_all(fd, tree.pipe_data.data() + p.data_offset, p.data_bytes, "the unread bytes of FIFO " + f.path);
                 fcntl(fd, F_SETFL, static_cast<int>(f.flags) & ~O_ACCMODE);
                 break;
+            }
             case FileKind::DevNull:
             case FileKind::DevZero:
             case FileKind::DevUrandom:

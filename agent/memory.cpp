@@ -10,7 +10,10 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
+#include <map>
+#include <sstream>
 
 namespace ckpt::agent {
 
@@ -61,6 +64,47 @@ void copy_range(const Task& task, PageWriter& pages, uint64_t start, uint64_t en
     }
 }
 
+// madvise state of every mapping, from the VmFlags lines of smaps.
+enum MadviseBit : uint32_t { kWipeOnFork = 1, kDontFork = 2, kDontDump = 4, kHugePage = 8, kNoHugePage = 16, kMergeable = 32 };
+
+std::map<uint64_t, uint32_t> read_madvise(pid_t pid) {
+    std::map<uint64_t, uint32_t> out;
+    std::string text;
+    if (!try_read_text_file("/proc/" + std::to_string(pid) + "/smaps", text)) return out;
+    std::istringstream in(text);
+    std::string line;
+    uint64_t current = 0;
+    while (std::getline(in, line)) {
+        if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') != std::string::npos) {
+            current = std::stoull(line, nullptr, 16);
+        } else if (line.starts_with("VmFlags:")) {
+            std::istringstream flags(line.substr(8));
+            std::string f;
+            uint32_t bits = 0;
+            while (flags >> f) {
+                if (f == "wf") bits |= kWipeOnFork;
+                else if (f == "dc") bits |= kDontFork;
+                else if (f == "dd") bits |= kDontDump;
+                else if (f == "hg") bits |= kHugePage;
+                else if (f == "nh") bits |= kNoHugePage;
+                else if (f == "mg") bits |= kMergeable;
+            }
+            out[current] = bits;
+        }
+    }
+    return out;
+}
+
+void restore_madvise(Task& task, const VmaRecord& v) {
+    static const std::pair<uint32_t, int> advice[] = {{kWipeOnFork, MADV_WIPEONFORK}, {kDontFork, MADV_DONTFORK},
+                                                      {kDontDump, MADV_DONTDUMP},     {kHugePage, MADV_HUGEPAGE},
+                                                      {kNoHugePage, MADV_NOHUGEPAGE}, {kMergeable, MADV_MERGEABLE}};
+    for (const auto& [bit, adv] : advice)
+        if (v.madvise & bit)
+            task.call("cannot restore madvise " + std::to_string(adv) + " of " + hex(v.start), SYS_madvise,
+                      {v.start, v.end - v.start, static_cast<uint64_t>(adv)}, 0, true);
+}
+
 }  // namespace
 
 VmaKind classify_mapping(const MapEntry& m) {
@@ -86,6 +130,7 @@ void dump_memory(Task& task, DumpState& state, hid_t task_group) {
     UniqueFd pagemap(open(pagemap_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!pagemap.valid()) fail_errno("cannot open " + pagemap_path);
 
+    const auto madvise = read_madvise(task.outer());
     std::vector<VmaRecord> vmas;
     auto pages = state.writer.page_writer(task_group);
     std::vector<uint8_t> buffer;
@@ -102,6 +147,10 @@ void dump_memory(Task& task, DumpState& state, hid_t task_group) {
         v.dev = m.dev;
         v.inode = m.inode;
         v.path = m.path;
+        if (auto it = madvise.find(m.start); it != madvise.end()) v.madvise = it->second;
+        if (m.path.starts_with("/SYSV"))
+            fail("cannot checkpoint " + task.name() + ": mapping " + hex(m.start) + "-" + hex(m.end) +
+                 " is System V shared memory, which is not supported");
         if (kind == VmaKind::AnonShared || kind == VmaKind::Memfd || kind == VmaKind::DeletedFile) {
             ObjectKey key{m.dev, m.inode};
             auto [it, fresh] = state.shmem_ids.try_emplace(key, state.shmem_ids.size() + 1);
@@ -281,6 +330,7 @@ void restore_memory(Task& task, const TaskImage& image, const RankReader& reader
             if (it == fds.shmem.end()) fail(what + ": shared memory " + std::to_string(v.shmem_id) + " was not prepared");
             task.call(what, SYS_mmap, {v.start, len, v.prot, MAP_SHARED | MAP_FIXED, static_cast<uint64_t>(it->second), v.pgoff});
         }
+        restore_madvise(task, v);
     }
 
     // 4. Their content.

@@ -5,10 +5,12 @@
 
 #include <linux/capability.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <cstring>
 #include <ctime>
 #include <sstream>
 
@@ -68,6 +70,12 @@ void dump_process(Task& task, hid_t task_group) {
     p.start_brk = stat.start_brk;
     p.brk = static_cast<uint64_t>(task.call("cannot read the program break", SYS_brk, {0}));
     p.start_stack = stat.start_stack;
+    task.call("cannot read the child subreaper flag", SYS_prctl, {PR_GET_CHILD_SUBREAPER, task.scratch()});
+    p.child_subreaper = task.read_value<uint32_t>(task.scratch());
+    task.call("cannot read the parent-death signal", SYS_prctl, {PR_GET_PDEATHSIG, task.scratch()});
+    p.pdeath_signal = task.read_value<int32_t>(task.scratch());
+    p.thp_disable = static_cast<uint32_t>(task.call("cannot read the THP-disable flag", SYS_prctl, {PR_GET_THP_DISABLE, 0, 0, 0, 0}));
+    p.no_new_privs = status_field(pid, "NoNewPrivs") == "1";
     p.arg_start = stat.arg_start;
     p.arg_end = stat.arg_end;
     p.env_start = stat.env_start;
@@ -105,10 +113,6 @@ void dump_process(Task& task, hid_t task_group) {
 
     std::string auxv = read_text_file(proc + "/auxv");
     write_blob(task_group, "auxv", {reinterpret_cast<const uint8_t*>(auxv.data()), auxv.size()});
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(pid, sizeof set, &set) != 0) fail_errno("cannot read the CPU affinity of " + task.name());
-    write_blob(task_group, "cpu_affinity", {reinterpret_cast<const uint8_t*>(&set), sizeof set});
 }
 
 void apply_process_in_restorer(const TaskImage& image) {
@@ -123,19 +127,34 @@ void restore_process_outside(Task& task, const TaskImage& image) {
         if (prlimit64(task.outer(), static_cast<__rlimit_resource>(r.resource), &lim, nullptr) != 0)
             fail_errno("cannot restore resource limit " + std::to_string(r.resource) + " of " + task.name());
     }
-    if (image.cpu_affinity.size() == sizeof(cpu_set_t)) {
-        cpu_set_t wanted, online;
-        std::memcpy(&wanted, image.cpu_affinity.data(), sizeof wanted);
-        sched_getaffinity(0, sizeof online, &online);
+    static_assert(sizeof(cpu_set_t) == sizeof(image.threads[0].cpu_affinity));
+    cpu_set_t online;
+    sched_getaffinity(0, sizeof online, &online);
+    for (size_t i = 0; i < task.threads().size(); ++i) {
+        cpu_set_t wanted;
+        std::memcpy(&wanted, image.threads[i].cpu_affinity.data(), sizeof wanted);
         CPU_AND(&wanted, &wanted, &online);
         // A node with other CPUs: keep the program's restriction where it
         // can apply, else let it run anywhere it may.
         if (CPU_COUNT(&wanted) == 0) wanted = online;
-        for (auto& t : task.threads()) sched_setaffinity(t.tid(), sizeof wanted, &wanted);
+        sched_setaffinity(task.threads()[i].tid(), sizeof wanted, &wanted);
     }
 }
 
+void restore_process_injected(Task& task, const TaskImage& image, const Trampoline&) {
+    task.call("cannot restore the personality", SYS_personality, {image.process.personality});
+    if (image.process.thp_disable) task.call("cannot restore the THP-disable flag", SYS_prctl, {PR_SET_THP_DISABLE, 1, 0, 0, 0});
+    if (image.process.child_subreaper)
+        task.call("cannot restore the child subreaper flag", SYS_prctl, {PR_SET_CHILD_SUBREAPER, 1});
+    if (image.process.pdeath_signal)
+        task.call("cannot restore the parent-death signal", SYS_prctl, {PR_SET_PDEATHSIG, static_cast<uint64_t>(image.process.pdeath_signal)});
+}
+
 void restore_credentials(Task& task, const TaskImage& image, const Trampoline& tr) {
+    // no_new_privs is per thread and one-way: set last, in every thread.
+    if (image.process.no_new_privs)
+        for (size_t i = 0; i < task.threads().size(); ++i)
+            task.call("cannot restore no_new_privs", SYS_prctl, {PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0}, i);
     if (!image.has_creds) return;
     __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct data[2]{};

@@ -19,6 +19,8 @@ JobClocks job_clocks(pid_t outer_pid);
 void apply_process_in_restorer(const TaskImage& image);
 // From outside, once the process is restored: limits and CPU affinity.
 void restore_process_outside(Task& task, const TaskImage& image);
+// Through the trampoline: child subreaper and parent-death signal.
+void restore_process_injected(Task& task, const TaskImage& image, const Trampoline& trampoline);
 // Last, per thread: drops the capabilities the restorer had and the
 // program did not.
 void restore_credentials(Task& task, const TaskImage& image, const Trampoline& trampoline);

@@ -65,7 +65,6 @@ TreeImage load_tree(const RankReader& reader) {
             t.timers = read_table<TimerRecord>(g, "timers");
             t.rlimits = read_table<RlimitRecord>(g, "rlimits");
             t.auxv = read_blob(g, "auxv", 1 << 16).data;
-            if (h5::link_exists(g, "cpu_affinity")) t.cpu_affinity = read_blob(g, "cpu_affinity", 1 << 16).data;
             if (h5::link_exists(g, "creds")) {
                 t.creds = read_record<CredsRecord>(g, "creds");
                 t.has_creds = true;
@@ -258,6 +257,7 @@ void transform(Task& task, const TaskImage& image, const RankReader& reader, int
     restore_memory(task, image, reader, inherited_shmem(task, lowest), tr, pool);
     restore_sigactions(task, image, tr);
     restore_timers(task, image, tr);
+    restore_process_injected(task, image, tr);
     create_threads(task, image, tr);
     restore_pending_signals(task, image, tr);
     task.call("cannot close the restore's descriptors", SYS_close_range, {static_cast<uint64_t>(lowest), ~0u, 0});

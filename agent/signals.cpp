@@ -21,11 +21,6 @@ struct KernelSigaction {
     uint64_t mask;
 };
 
-uint64_t hex_status(pid_t pid, const std::string& field) {
-    std::string v = status_field(pid, field);
-    return v.empty() ? 0 : std::stoull(v, nullptr, 16);
-}
-
 void peek_queue(Task& task, size_t thread, bool shared, int32_t tid, std::vector<PendingSignalRecord>& out) {
     for (uint64_t off = 0;; ++off) {
         __ptrace_peeksiginfo_args args{off, shared ? static_cast<uint32_t>(PTRACE_PEEKSIGINFO_SHARED) : 0u, 1};
@@ -45,12 +40,11 @@ void peek_queue(Task& task, size_t thread, bool shared, int32_t tid, std::vector
 }  // namespace
 
 void dump_signals(Task& task, hid_t task_group) {
-    const uint64_t caught = hex_status(task.outer(), "SigCgt");
-    const uint64_t ignored = hex_status(task.outer(), "SigIgn");
+    // Every signal, default ones too: a program may have set flags or a
+    // restorer on a default disposition and look at them later.
     std::vector<SigactionRecord> actions;
     for (uint32_t sig = 1; sig <= 64; ++sig) {
-        const uint64_t bit = uint64_t{1} << (sig - 1);
-        if (!((caught | ignored) & bit)) continue;
+        if (sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33) continue;
         task.call("cannot read the handler of signal " + std::to_string(sig), SYS_rt_sigaction, {sig, 0, task.scratch(), 8});
         const auto ka = task.read_value<KernelSigaction>(task.scratch());
         actions.push_back({sig, 0, ka.handler, ka.flags, ka.restorer, ka.mask});

@@ -4,6 +4,7 @@
 #include "image/table.hpp"
 
 #include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -68,11 +69,16 @@ void dump_threads(Task& task, hid_t task_group) {
         // visible from inside the thread.
         task.call("cannot read the clear-tid address", SYS_prctl, {PR_GET_TID_ADDRESS, task.scratch()}, i);
         rec.clear_tid_addr = task.read_value<uint64_t>(task.scratch());
+        rec.timer_slack_ns = static_cast<uint64_t>(task.call("cannot read the timer slack", SYS_prctl, {PR_GET_TIMERSLACK}, i));
         task.call("cannot read the signal stack", SYS_sigaltstack, {0, task.scratch()}, i);
         const stack_t ss = task.read_value<stack_t>(task.scratch());
         rec.altstack_sp = reinterpret_cast<uint64_t>(ss.ss_sp);
         rec.altstack_size = ss.ss_size;
         rec.altstack_flags = static_cast<uint32_t>(ss.ss_flags);
+        cpu_set_t cpus;
+        CPU_ZERO(&cpus);
+        if (sched_getaffinity(t.tid(), sizeof cpus, &cpus) != 0) fail_errno("cannot read the CPU affinity of thread " + std::to_string(rec.tid));
+        std::memcpy(rec.cpu_affinity.data(), &cpus, sizeof cpus);
         std::string comm;
         try_read_text_file("/proc/" + std::to_string(task.outer()) + "/task/" + std::to_string(t.tid()) + "/comm", comm);
         if (!comm.empty() && comm.back() == '\n') comm.pop_back();
@@ -101,6 +107,7 @@ pid_t outer_tid(const Task& task, int32_t inner) {
 void restore_thread_state(Task& task, size_t index, const ThreadRecord& rec, const Trampoline& tr) {
     task.call("cannot restore the robust futex list", SYS_set_robust_list, {rec.robust_list, rec.robust_list_len}, index);
     task.call("cannot restore the clear-tid address", SYS_set_tid_address, {rec.clear_tid_addr}, index);
+    if (rec.timer_slack_ns) task.call("cannot restore the timer slack", SYS_prctl, {PR_SET_TIMERSLACK, rec.timer_slack_ns}, index);
     stack_t ss{};
     ss.ss_sp = reinterpret_cast<void*>(rec.altstack_sp);
     ss.ss_size = rec.altstack_size;

@@ -353,7 +353,6 @@ private:
         optional_table<RlimitRecord>(group);
         if (h5::link_exists(group, TableSchema<CredsRecord>::name)) table<CredsRecord>(group);
         if (h5::link_exists(group, "auxv")) blob(group, "auxv", 1 << 16);
-        if (h5::link_exists(group, "cpu_affinity")) blob(group, "cpu_affinity", 1 << 16);
     }
 
     void verify_mpi(hid_t mpi) {

@@ -64,6 +64,10 @@ struct ProcessRecord {
     uint32_t personality = 0;
     uint32_t dumpable = 0;
     uint32_t no_new_privs = 0;
+    uint32_t child_subreaper = 0;
+    int32_t pdeath_signal = 0;
+    uint32_t thp_disable = 0;
+    uint32_t pad = 0;
     uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
     uint64_t start_brk = 0, brk = 0, start_stack = 0;
     uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
@@ -83,6 +87,10 @@ struct TableSchema<ProcessRecord> {
         field("personality", &ProcessRecord::personality, "", "personality(2) flags"),
         field("dumpable", &ProcessRecord::dumpable, "", "PR_GET_DUMPABLE"),
         field("no_new_privs", &ProcessRecord::no_new_privs, "", "PR_GET_NO_NEW_PRIVS"),
+        field("child_subreaper", &ProcessRecord::child_subreaper, "", "PR_GET_CHILD_SUBREAPER"),
+        field("pdeath_signal", &ProcessRecord::pdeath_signal, "", "PR_GET_PDEATHSIG (of the leader)"),
+        field("thp_disable", &ProcessRecord::thp_disable, "", "PR_GET_THP_DISABLE"),
+        field("pad", &ProcessRecord::pad, "", "reserved, 0"),
         field("start_code", &ProcessRecord::start_code, "address", "mm start_code"),
         field("end_code", &ProcessRecord::end_code, "address", "mm end_code"),
         field("start_data", &ProcessRecord::start_data, "address", "mm start_data"),
@@ -141,7 +149,7 @@ struct TableSchema<VmaRecord> {
         field("kind", &VmaRecord::kind, "",
               "0 anon private, 1 anon shared, 2 file private, 3 file shared, 4 vdso, 5 vvar, 6 vvar_vclock, "
               "7 vsyscall, 8 memfd, 9 deleted file"),
-        field("madvise", &VmaRecord::madvise, "", "madvise state bits (dontfork, dontdump ...)"),
+        field("madvise", &VmaRecord::madvise, "", "madvise state: 1 MADV_WIPEONFORK, 2 MADV_DONTFORK, 4 MADV_DONTDUMP, 8 MADV_HUGEPAGE, 16 MADV_NOHUGEPAGE, 32 MADV_MERGEABLE"),
         field("pgoff", &VmaRecord::pgoff, "bytes", "offset of start in the mapped file"),
         field("dev", &VmaRecord::dev, "", "device of the mapped file"),
         field("inode", &VmaRecord::inode, "", "inode of the mapped file"),
@@ -203,6 +211,8 @@ struct ThreadRecord {
     uint64_t robust_list_len = 0;
     uint64_t clear_tid_addr = 0;
     int64_t syscall_nr = -1;  // system call the thread was stopped in, or -1
+    std::array<uint64_t, 16> cpu_affinity{};  // CPUs 0..1023
+    uint64_t timer_slack_ns = 0;
     std::string comm;
 };
 
@@ -230,6 +240,8 @@ struct TableSchema<ThreadRecord> {
         field("robust_list_len", &ThreadRecord::robust_list_len, "bytes", "robust futex list head length"),
         field("clear_tid_addr", &ThreadRecord::clear_tid_addr, "address", "set_tid_address(2) value"),
         field("syscall_nr", &ThreadRecord::syscall_nr, "", "system call interrupted by the checkpoint, or -1"),
+        field("cpu_affinity", &ThreadRecord::cpu_affinity, "", "CPU affinity mask, bit n for CPU n (up to 1024)"),
+        field("timer_slack_ns", &ThreadRecord::timer_slack_ns, "ns", "PR_GET_TIMERSLACK"),
         field("comm", &ThreadRecord::comm, "", "thread name"));
 };
 
@@ -258,7 +270,7 @@ enum class FileKind : uint32_t {
     Fifo = 4,
     DevNull = 5,
     DevZero = 6,
-    DevUrandom = 7,
+    DevUrandom = 7,  // also /dev/random and /dev/full by path
     Memfd = 8,
     Inherited = 9,  // leads outside the tree (stdin/out/err of the launcher): re-bound on restore
 };

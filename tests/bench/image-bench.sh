@@ -36,6 +36,8 @@ fi
 make -C "$BUILD_DIR" -j"$(nproc)" ckpt-image-bench >&2
 BIN=$BUILD_DIR/tests/bench/ckpt-image-bench
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # ---- work directory ------------------------------------------------------------
 WORK=$(mktemp -d "$BASE/ckpt-image-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -49,6 +51,13 @@ else
     drop_cache() { sync; dd if="$1" iflag=nocache count=0 status=none; }
 fi
 
+# This benchmark's program writes and deletes a ballast file before each
+# measurement (see --ballast-mib); dd gets the same treatment. On a VM with
+# virtio-balloon free page reporting, page cache filled from memory returned to
+# the host is several times slower to fill than memory the guest still holds.
+BALLAST_MIB=$((SIZE + SIZE / 8))
+ballast() { dd if=/dev/zero of="$WORK/ballast.bin" bs=1M count="$BALLAST_MIB" status=none; rm -f "$WORK/ballast.bin"; }
+
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
@@ -58,11 +67,13 @@ f=$WORK/dd.bin
 for ((i = 1; i <= REPEAT; i++)); do
     rm -f "$f"
     sync
+    ballast
     t0=$(now)
     dd if=/dev/zero of="$f" bs=1M count="$SIZE" conv=fsync status=none
     t1=$(now)
     dd_write+=("$(elapsed "$t0" "$t1")")
     drop_cache "$f"
+    ballast
     t0=$(now)
     dd if="$f" of=/dev/null bs=1M status=none
     t1=$(now)
@@ -88,6 +99,7 @@ fs_opts=$(findmnt -n -o OPTIONS -T "$BASE" 2>/dev/null || true)
     echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') with \`$COMMAND\`."
     echo
     echo "- Machine: $(nproc) cores ($cpu)${virt:+, virtualised ($virt)}, $mem_gib GiB memory, kernel $(uname -r)"
+    echo "- Load average (1, 5, 15 min): $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
     echo "- Directory: $BASE on $fs_dev, file system $fs_type (df -T)${fs_opts:+, mounted $fs_opts}"
     echo "- Libraries: HDF5 $(pkg-config --modversion hdf5 2>/dev/null || echo ?), zstd $(pkg-config --modversion libzstd 2>/dev/null || echo ?); build type $(awk -F= '/^CMAKE_BUILD_TYPE:/ { print $2 }' "$BUILD_DIR/CMakeCache.txt")"
     echo "- dd cold reads: $DD_DROP"

@@ -60,11 +60,15 @@ void remove_file(const std::string& path) {
 
 // ---- page cache ----------------------------------------------------------------
 
-enum class DropMethod { Sysctl, Fadvise };
+enum class DropMethod { Sysctl, Fadvise, None };
 
 std::string to_string(DropMethod m) {
-    return m == DropMethod::Sysctl ? "echo 3 > /proc/sys/vm/drop_caches (after sync)"
-                                   : "posix_fadvise(POSIX_FADV_DONTNEED) on the file (after fdatasync)";
+    switch (m) {
+    case DropMethod::Sysctl: return "echo 3 > /proc/sys/vm/drop_caches (after sync)";
+    case DropMethod::Fadvise: return "posix_fadvise(POSIX_FADV_DONTNEED) on the file (after fdatasync)";
+    case DropMethod::None: break;
+    }
+    return "none: reads are from the page cache (a diagnostic of CPU cost, not of the device)";
 }
 
 bool write_drop_caches() {
@@ -104,8 +108,11 @@ public:
                 return;
             }
             if (mode == "sysctl") throw std::runtime_error("cannot write /proc/sys/vm/drop_caches (not root?)");
+        } else if (mode == "none") {
+            method_ = DropMethod::None;
+            return;
         } else if (mode != "fadvise") {
-            throw std::runtime_error("--drop-caches must be auto, sysctl or fadvise");
+            throw std::runtime_error("--drop-caches must be auto, sysctl, fadvise or none");
         }
         method_ = DropMethod::Fadvise;
     }
@@ -113,9 +120,9 @@ public:
     DropMethod method() const { return method_; }
     double max_resident() const { return max_resident_; }
 
-    // Evicts path from the page cache, then records how much of it is still
-    // resident (the reads that follow are meant to be cold).
+    // Evicts path from the page cache.
     void drop(const std::string& path) {
+        if (method_ == DropMethod::None) return;
         if (method_ == DropMethod::Sysctl) {
             sync();
             if (!write_drop_caches()) throw std::runtime_error("writing /proc/sys/vm/drop_caches failed");
@@ -130,6 +137,12 @@ public:
                 fail_errno("posix_fadvise failed", path);
             }
         }
+    }
+
+    // Records how much of path is in the page cache (a read that follows is
+    // meant to be cold).
+    void check(const std::string& path) {
+        if (method_ == DropMethod::None) return;
         const double r = resident_fraction(path);
         max_resident_ = std::max(max_resident_, r);
         if (r > 0.01) std::cerr << "warning: " << path << " is still " << r * 100 << "% in the page cache after dropping\n";
@@ -140,6 +153,38 @@ private:
     double max_resident_ = 0;
 };
 
+// Writes `bytes` to a file in dir without syncing it, then deletes it, so that
+// the page cache the next measurement fills is memory the system holds. On a
+// virtual machine whose free memory goes back to the host (virtio-balloon free
+// page reporting), filling page cache from returned memory runs at a fraction
+// of memory speed, and how much of it a measurement meets depends on what ran
+// before it; the ballast gives every measurement the same start.
+void ballast(const std::string& dir, uint64_t bytes, std::span<const uint8_t> data) {
+    if (bytes == 0) return;
+    const std::string path = dir + "/ballast.bin";
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) fail_errno("cannot create", path);
+    const uint64_t block = std::min<uint64_t>(data.size(), uint64_t{1} << 20);
+    for (uint64_t off = 0; off < bytes;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(block, bytes - off));
+        const ssize_t w = write(fd, data.data(), n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            fail_errno("write failed", path);
+        }
+        off += static_cast<uint64_t>(w);
+    }
+    close(fd);
+    remove_file(path);
+}
+
+struct Prepare {
+    std::string dir;
+    uint64_t ballast_bytes = 0;
+    std::span<const uint8_t> data;
+    void operator()() const { ballast(dir, ballast_bytes, data); }
+};
+
 // ---- raw sequential I/O -------------------------------------------------------
 
 struct Timing {
@@ -148,9 +193,10 @@ struct Timing {
     double flush = 0;  // fsync (raw) or finish() (image)
 };
 
-Timing raw_write(const std::string& path, std::span<const uint8_t> data, uint64_t block) {
+Timing raw_write(const std::string& path, std::span<const uint8_t> data, uint64_t block, const Prepare& prepare) {
     remove_file(path);
     sync();
+    prepare();
     Timing t;
     const auto t0 = Clock::now();
     int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -172,8 +218,11 @@ Timing raw_write(const std::string& path, std::span<const uint8_t> data, uint64_
     return t;
 }
 
-Timing raw_read(const std::string& path, std::span<uint8_t> dest, uint64_t block, CacheDropper& cache) {
+Timing raw_read(const std::string& path, std::span<uint8_t> dest, uint64_t block, CacheDropper& cache,
+                const Prepare& prepare) {
     cache.drop(path);
+    prepare();
+    cache.check(path);
     Timing t;
     const auto t0 = Clock::now();
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -231,9 +280,11 @@ Config parse_config(const std::string& text, uint64_t default_chunk_mib) {
 
 constexpr int32_t kSyntheticPid = 1;  // the first task of write_synthetic_rank
 
-Timing image_write(const std::string& path, const Config& config, unsigned threads, std::span<const uint8_t> memory) {
+Timing image_write(const std::string& path, const Config& config, unsigned threads, std::span<const uint8_t> memory,
+                   const Prepare& prepare) {
     remove_file(path);
     sync();
+    prepare();
     Timing t;
     const auto t0 = Clock::now();
     RankHeader header;
@@ -249,8 +300,11 @@ Timing image_write(const std::string& path, const Config& config, unsigned threa
 
 // Reads the synthetic task's pages into dest (its page data in address
 // order: the memory, then one stack page) and returns the bytes read.
-Timing image_read(const std::string& path, unsigned threads, std::span<uint8_t> dest, uint64_t& bytes, CacheDropper& cache) {
+Timing image_read(const std::string& path, unsigned threads, std::span<uint8_t> dest, uint64_t& bytes, CacheDropper& cache,
+                  const Prepare& prepare) {
     cache.drop(path);
+    prepare();
+    cache.check(path);
     Timing t;
     const auto t0 = Clock::now();
     RankReader reader(path);
@@ -333,8 +387,10 @@ int main(int argc, char** argv) {
         "image configurations: none | zstd:LEVEL, each optionally @CHUNK_MIB, comma separated")(
         "chunk-mib", po::value<uint64_t>()->default_value(1), "chunk size of configurations without @CHUNK_MIB")(
         "block-mib", po::value<uint64_t>()->default_value(1), "block size of the raw write()/read() calls")(
+        "ballast-mib", po::value<int64_t>()->default_value(-1),
+        "ballast file written and deleted before each measurement (-1: --mib + 1/8, 0: none)")(
         "drop-caches", po::value<std::string>()->default_value("auto"),
-        "auto | sysctl | fadvise: how reads are made cold (auto: sysctl when permitted)")(
+        "auto | sysctl | fadvise | none: how reads are made cold (auto: sysctl when permitted; none: warm reads)")(
         "dd-write-s", po::value<std::string>()->default_value(""), "dd write times measured by the caller (s, comma separated)")(
         "dd-read-s", po::value<std::string>()->default_value(""), "dd read times measured by the caller (s, comma separated)");
     po::variables_map vm;
@@ -350,8 +406,8 @@ int main(int argc, char** argv) {
         return vm.count("help") ? 0 : 2;
     }
 
+    const std::string dir = vm["dir"].as<std::string>();
     try {
-        const std::string dir = vm["dir"].as<std::string>();
         const uint64_t bytes = vm["mib"].as<uint64_t>() << 20;
         const double compressible = vm["compressible"].as<double>();
         const unsigned repeat = std::max(1u, vm["repeat"].as<unsigned>());
@@ -376,11 +432,18 @@ int main(int argc, char** argv) {
         std::memset(dest.data(), 0, dest.size());  // fault the buffer in outside the timed regions
 
         const std::string raw_path = dir + "/raw.bin", image_path = dir + "/rank-00000.h5";
+        const int64_t ballast_mib = vm["ballast-mib"].as<int64_t>();
+        const uint64_t ballast_bytes = ballast_mib < 0 ? bytes + bytes / 8 : static_cast<uint64_t>(ballast_mib) << 20;
+        const Prepare prepare{dir, ballast_bytes, memory};
         Row raw_w{"raw write (write() 1 MiB blocks + fsync)", {}, true, bytes, bytes, 0};
         Row raw_r{"raw read (read() 1 MiB blocks, cold cache)", {}, false, bytes, 0, 0};
         if (block != (uint64_t{1} << 20)) {
             raw_w.name = "raw write (write() " + std::to_string(block >> 20) + " MiB blocks + fsync)";
             raw_r.name = "raw read (read() " + std::to_string(block >> 20) + " MiB blocks, cold cache)";
+        }
+        if (cache.method() == DropMethod::None) {
+            const auto at = raw_r.name.find("cold cache");
+            raw_r.name.replace(at, std::string("cold cache").size(), "warm cache");
         }
         std::vector<Row> image_w, image_r;
         for (const auto& c : configs) {
@@ -396,10 +459,10 @@ int main(int argc, char** argv) {
         // Interleaved, so that drift of the device affects every row alike.
         for (unsigned rep = 0; rep < repeat; ++rep) {
             std::cerr << "repetition " << rep + 1 << " of " << repeat << "\n";
-            Timing t = raw_write(raw_path, memory, block);
+            Timing t = raw_write(raw_path, memory, block, prepare);
             raw_w.runs.push_back(t.total);
             log("raw write", t);
-            t = raw_read(raw_path, {dest.data(), memory.size()}, block, cache);
+            t = raw_read(raw_path, {dest.data(), memory.size()}, block, cache, prepare);
             raw_r.runs.push_back(t.total);
             log("raw read", t);
             if (std::memcmp(dest.data(), memory.data(), memory.size()) != 0)
@@ -407,14 +470,14 @@ int main(int argc, char** argv) {
             remove_file(raw_path);
 
             for (size_t i = 0; i < configs.size(); ++i) {
-                t = image_write(image_path, configs[i], threads, memory);
+                t = image_write(image_path, configs[i], threads, memory, prepare);
                 image_w[i].runs.push_back(t.total);
                 image_w[i].on_disk = file_size(image_path);
                 image_w[i].data = bytes;
                 log("image write, " + configs[i].label, t, ", " + std::to_string(image_w[i].on_disk) + " bytes");
                 std::memset(dest.data(), 0, dest.size());
                 uint64_t got = 0;
-                t = image_read(image_path, threads, dest, got, cache);
+                t = image_read(image_path, threads, dest, got, cache, prepare);
                 image_r[i].runs.push_back(t.total);
                 log("image read, " + configs[i].label, t);
                 if (got != dest.size() || std::memcmp(dest.data(), memory.data(), memory.size()) != 0 ||
@@ -436,8 +499,17 @@ int main(int argc, char** argv) {
         std::cout << "- Page data: " << (bytes >> 20) << " MiB in one task, compressible fraction " << compressible
                   << " (text-like pages; the rest random), seed " << vm["seed"].as<uint64_t>() << "\n"
                   << "- Image worker threads: " << threads << "; HDF5 calls on one thread\n"
-                  << "- Cold reads: " << to_string(cache.method()) << "; at most "
-                  << fmt("%.1f", cache.max_resident() * 100) << "% of a file was still cached when its read began\n"
+                  << "- Cold reads: " << to_string(cache.method());
+        if (cache.method() != DropMethod::None)
+            std::cout << "; at most " << fmt("%.1f", cache.max_resident() * 100)
+                      << "% of a file was still cached when its read began";
+        std::cout << "\n"
+                  << "- Before each measurement (after the cache drop for reads): "
+                  << (ballast_bytes ? "a " + std::to_string(ballast_bytes >> 20) +
+                                          " MiB ballast file written without fsync and deleted in the same directory, so "
+                                          "that the page cache the measurement fills is memory the guest holds"
+                                    : std::string("no ballast file"))
+                  << "\n"
                   << "- Each figure is the median of " << repeat
                   << " runs, interleaved; GB = 10^9 bytes of page data; writes include fsync (image: finish(), "
                      "which verifies the structure, fsyncs and renames); reads verify every chunk checksum\n"
@@ -446,6 +518,7 @@ int main(int argc, char** argv) {
         print_table(rows, raw_write_s, raw_read_s);
     } catch (const std::exception& e) {
         std::cerr << "ckpt-image-bench: error: " << e.what() << "\n";
+        for (const char* name : {"/raw.bin", "/rank-00000.h5", "/rank-00000.h5.tmp", "/ballast.bin"}) unlink((dir + name).c_str());
         return 1;
     }
     return 0;

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Runs one victim program under ckpt-run, checkpoints it while it waits,
+and checks that it passes its own self-check afterwards.
+
+Modes:
+  stop      checkpoint --stop (the original ends), restore with --restart, go
+  continue  checkpoint and let the original go on, go
+  twice     stop + restore, checkpoint the restored copy again --stop,
+            restore that, go
+  native    no checkpoint at all (the victim's own baseline)
+  refuse    the checkpoint must fail with a message (state the engine does
+            not restore) and the original must go on and pass
+
+The victim protocol (tests/victims/victim.h): it prints `ready`, waits for the
+file named by CKPT_TEST_GO, checks itself and prints PASS or FAIL.
+Exit status 0 when the victim passed; the reason otherwise.
+"""
+import argparse
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+TIMEOUT = 60
+
+
+class Failure(Exception):
+    pass
+
+
+def wait_ready(proc, what):
+    deadline = time.time() + TIMEOUT
+    line = proc.stdout.readline()
+    if time.time() > deadline or line.strip() != "ready":
+        raise Failure(f"{what}: expected 'ready', got {line!r}")
+
+
+def run(cmd, env, cwd, user, **kw):
+    return subprocess.run(user + cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, **kw)
+
+
+def start(cmd, env, cwd, user, log):
+    return subprocess.Popen(user + cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=log, text=True)
+
+
+def checkpoint(bindir, ckpt, env, cwd, user, stop, expect_refusal=False):
+    cmd = [f"{bindir}/coordinator/ckpt-ctl", "--ckpt-dir", ckpt, "checkpoint"] + (["--stop"] if stop else [])
+    r = run(cmd, env, cwd, user)
+    if expect_refusal:
+        if r.returncode != 1 or "cannot checkpoint" not in r.stderr:
+            raise Failure(f"expected a refused checkpoint, got exit {r.returncode}: {r.stderr.strip()}")
+        if os.path.exists(os.path.join(ckpt, "latest")):
+            raise Failure("a refused checkpoint was committed")
+        return
+    if r.returncode != 0:
+        raise Failure(f"checkpoint failed (ckpt-ctl exit {r.returncode}): {r.stderr.strip()}")
+
+
+def finish(proc, go, what):
+    open(go, "w").close()
+    try:
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise Failure(f"{what}: no verdict within {TIMEOUT} s")
+    lines = [l for l in out.splitlines() if l.strip()]
+    if proc.returncode != 0 or not lines or lines[-1] != "PASS":
+        raise Failure(f"{what}: exit {proc.returncode}, output {lines[-3:]!r}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True, help="build directory")
+    ap.add_argument("--mode", choices=["stop", "continue", "twice", "native", "refuse"], default="stop")
+    ap.add_argument("--user", help="run everything as this unprivileged user")
+    ap.add_argument("victim")
+    a = ap.parse_args()
+    a.bin = os.path.abspath(a.bin)
+    a.victim = os.path.abspath(a.victim)
+
+    user = []
+    work = tempfile.mkdtemp(prefix="ckpt-victim-")
+    if a.user:
+        pw = pwd.getpwnam(a.user)
+        os.chown(work, pw.pw_uid, pw.pw_gid)
+        user = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
+    ckpt = os.path.join(work, "ckpt")
+    go = os.path.join(work, "go")
+    env = dict(os.environ, CKPT_TEST_GO=go)
+    log = open(os.path.join(work, "ckpt-run.log"), "w")
+    name = os.path.basename(a.victim)
+    run_cmd = [f"{a.bin}/agent/ckpt-run", "--ckpt-dir", ckpt, "--"]
+    restart_cmd = [f"{a.bin}/agent/ckpt-run", "--ckpt-dir", ckpt, "--restart"]
+    procs = []
+    try:
+        if a.mode == "native":
+            p = start([a.victim], env, work, user, log)
+        else:
+            p = start(run_cmd + [a.victim], env, work, user, log)
+        procs.append(p)
+        wait_ready(p, name)
+        if a.mode == "continue":
+            checkpoint(a.bin, ckpt, env, work, user, stop=False)
+        elif a.mode == "refuse":
+            checkpoint(a.bin, ckpt, env, work, user, stop=True, expect_refusal=True)
+        elif a.mode in ("stop", "twice"):
+            for round in range(2 if a.mode == "twice" else 1):
+                checkpoint(a.bin, ckpt, env, work, user, stop=True)
+                rc = p.wait(timeout=TIMEOUT)
+                if rc != 75:
+                    raise Failure(f"ckpt-run ended with {rc} after checkpoint --stop, expected 75")
+                p = start(restart_cmd, env, work, user, log)
+                procs.append(p)
+                if round == 0 and a.mode == "twice":
+                    time.sleep(0.2)  # let the restored copy run a little before checkpointing it again
+        finish(p, go, name)
+        print(f"PASS {name} ({a.mode})")
+        return 0
+    except (Failure, subprocess.TimeoutExpired) as e:
+        log.flush()
+        print(f"FAIL {name} ({a.mode}): {e}")
+        with open(os.path.join(work, "ckpt-run.log")) as f:
+            tail = f.read()[-3000:]
+        if tail:
+            print("--- ckpt-run log ---\n" + tail)
+        return 1
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

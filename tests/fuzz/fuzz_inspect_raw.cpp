@@ -1,0 +1,122 @@
+// libFuzzer target: arbitrary bytes as an image file.
+//
+// The input is written to a scratch file and handed to ckpt::image::inspect()
+// with page verification, exactly as `ckpt-info` would read it:
+//   - an input containing "ckpt-manifest" is written as <dir>/manifest.h5 and
+//     the checkpoint directory is inspected (next to it lies a copy of the
+//     rank file named by $FUZZ_RANK_FILE, when set, so that a valid manifest
+//     seed reaches the rank file);
+//   - any other input is written as rank-00000.h5 and inspected on its own.
+//
+// Most mutations of raw bytes land in HDF5's own metadata parsing, so this
+// target measures libhdf5's robustness as much as ours (see run-fuzz.sh for
+// the options it needs: HDF5 1.10.8 leaks on many error paths).
+#include "image/h5.hpp"
+#include "image/inspect.hpp"
+
+#include <hdf5.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path g_root;       // scratch root, removed at exit
+fs::path g_rank_file;  // <root>/single/rank-00000.h5
+fs::path g_ckpt_dir;   // <root>/ckpt (manifest.h5 + rank-00000.h5)
+
+void remove_scratch() {
+    std::error_code ec;
+    if (!g_root.empty()) fs::remove_all(g_root, ec);
+}
+
+// A scratch directory per process, named after the pid: a fuzzer that dies
+// of a crash cannot clean up, so each start removes the directories of
+// fuzzer processes that no longer exist. FUZZ_TMPDIR overrides /dev/shm.
+fs::path make_scratch(const char* tag) {
+    std::string base = "/dev/shm";
+    if (const char* t = getenv("FUZZ_TMPDIR")) base = t;
+    if (access(base.c_str(), W_OK) != 0) base = fs::temp_directory_path().string();
+    const std::string prefix = std::string("ckpt-fuzz-") + tag + "-";
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(base, ec)) {
+        const std::string name = e.path().filename().string();
+        if (!name.starts_with(prefix)) continue;
+        const long pid = strtol(name.c_str() + prefix.size(), nullptr, 10);
+        if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
+    }
+    std::string templ = base + "/" + prefix + std::to_string(getpid()) + "-XXXXXX";
+    if (!mkdtemp(templ.data())) {
+        perror("mkdtemp");
+        abort();
+    }
+    return templ;
+}
+
+void write_file(const fs::path& path, const uint8_t* data, size_t size) {
+    FILE* f = fopen(path.c_str(), "wb");
+    if (!f) {
+        perror(path.c_str());
+        abort();
+    }
+    if (size && fwrite(data, 1, size, f) != size) abort();
+    fclose(f);
+}
+
+// Every HDF5 object the reader opened must be closed again when inspect()
+// returns: a leak here is a bug in the reader's RAII, not in HDF5.
+void check_no_open_objects(const char* what) {
+    const ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+    if (open != 0) {
+        fprintf(stderr, "fuzz: %zd HDF5 object(s) still open after %s\n", open, what);
+        abort();
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    ckpt::image::h5::quiet_library();
+    // HDF5 callocs a 1 MiB type conversion buffer for every H5Dread and, with
+    // the default free list limits, hands it back to the system at once: under
+    // ASan that is an mmap, page faults and munmap per table read. Keeping
+    // freed blocks (up to a bound) makes the target about three times faster.
+    H5set_free_list_limits(16 << 20, 4 << 20, 16 << 20, 4 << 20, 64 << 20, 16 << 20);
+    g_root = make_scratch("raw");
+    atexit(remove_scratch);
+    fs::create_directories(g_root / "single");
+    fs::create_directories(g_root / "ckpt");
+    g_rank_file = g_root / "single" / "rank-00000.h5";
+    g_ckpt_dir = g_root / "ckpt";
+    if (const char* rank = getenv("FUZZ_RANK_FILE")) {
+        std::error_code ec;
+        fs::copy_file(rank, g_ckpt_dir / "rank-00000.h5", fs::copy_options::overwrite_existing, ec);
+        if (ec) fprintf(stderr, "fuzz: cannot copy FUZZ_RANK_FILE %s: %s\n", rank, ec.message().c_str());
+    }
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+    const bool manifest = bytes.find("ckpt-manifest") != std::string_view::npos;
+    const fs::path target = manifest ? g_ckpt_dir : g_rank_file;
+    write_file(manifest ? g_ckpt_dir / "manifest.h5" : g_rank_file, data, size);
+
+    ckpt::image::InspectReport report = ckpt::image::inspect(target.string(), true, 1);
+    check_no_open_objects("inspect");
+    // The printers see whatever a damaged image left in the report.
+    volatile size_t n = ckpt::image::format_human(report, true).size() + ckpt::image::format_json(report).size();
+    (void)n;
+    return 0;
+}
