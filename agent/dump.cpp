@@ -141,6 +141,18 @@ FrozenTree::FrozenTree(pid_t init_outer) : init_(init_outer) {
         r.comm = "zombie";
         all.emplace_back(z, r);
     }
+    // Groups and sessions are recreated by their leaders; one whose leader
+    // is gone would need a stand-in process, which the engine does not do.
+    std::set<int32_t> present = {0, 1};
+    for (auto& [pid, r] : all) present.insert(r.pid);
+    for (auto& [pid, r] : all) {
+        if (!present.contains(r.pgid))
+            fail("cannot checkpoint process " + std::to_string(r.pid) + ": its process group " + std::to_string(r.pgid) +
+                 " has lost its leader (not supported)");
+        if (!present.contains(r.sid))
+            fail("cannot checkpoint process " + std::to_string(r.pid) + ": its session " + std::to_string(r.sid) +
+                 " has lost its leader (not supported)");
+    }
     // Breadth-first from the children of init: parents before children.
     std::set<int32_t> placed = {1};
     while (records_.size() < all.size()) {

@@ -28,6 +28,7 @@ struct ObjectKey {
 struct ShmemView {
     Task* task = nullptr;
     uint64_t start = 0, end = 0, pgoff = 0;
+    bool shared = true;
 };
 
 struct DumpState {

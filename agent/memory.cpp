@@ -120,7 +120,12 @@ VmaKind classify_mapping(const MapEntry& m) {
         if (ends_with_deleted(p)) return VmaKind::DeletedFile;
         return VmaKind::FileShared;
     }
-    if (anonymous || ends_with_deleted(p) || p.starts_with("/memfd:")) return VmaKind::AnonPrivate;
+    if (anonymous) return VmaKind::AnonPrivate;
+    // Private views of files that only exist through their mappings: the
+    // content is kept once as a shared memory object, and only the pages
+    // this process changed are stored with the process.
+    if (p.starts_with("/memfd:")) return VmaKind::Memfd;
+    if (ends_with_deleted(p)) return VmaKind::DeletedFile;
     return VmaKind::FilePrivate;
 }
 
@@ -163,14 +168,14 @@ void dump_memory(Task& task, DumpState& state, hid_t task_group) {
             }
             auto& rec = *std::find_if(state.shmem.begin(), state.shmem.end(), [&](auto& s) { return s.id == it->second; });
             rec.bytes = std::max(rec.bytes, m.offset + (m.end - m.start));
-            state.shmem_views[it->second].push_back({&task, m.start, m.end, m.offset});
+            state.shmem_views[it->second].push_back({&task, m.start, m.end, m.offset, m.shared});
             v.shmem_id = it->second;
         }
         vmas.push_back(v);
-        if (special(kind) || kind == VmaKind::FileShared || v.shmem_id != 0) continue;
-        // A private mapping of a deleted file cannot be re-read from the file: keep it whole.
-        const bool whole = kind == VmaKind::AnonPrivate && !m.path.empty() && m.path[0] != '[';
-        auto store = pages_to_store(pagemap.get(), m, kind, whole);
+        if (special(kind) || kind == VmaKind::FileShared || (v.shmem_id != 0 && m.shared)) continue;
+        // Private views of a file (or of a memfd) keep only their copied-on-write pages.
+        const VmaKind page_kind = v.shmem_id != 0 ? VmaKind::FilePrivate : kind;
+        auto store = pages_to_store(pagemap.get(), m, page_kind, false);
         for (uint64_t i = 0; i < store.size();) {
             if (!store[i]) {
                 ++i;
@@ -194,31 +199,62 @@ void dump_shared_memory(DumpState& state) {
     for (const auto& s : state.shmem) {
         h5::Hid group = h5::create_group(state.writer.root(), shmem_group_name(s.id));
         auto pages = state.writer.page_writer(group);
-        // Every offset some mapping shows, read through the first mapping
-        // that covers it, in offset order.
-        auto views = state.shmem_views[s.id];
-        std::sort(views.begin(), views.end(), [](auto& a, auto& b) { return a.pgoff < b.pgoff; });
-        uint64_t done = 0;
-        for (const auto& v : views) {
-            const uint64_t from = std::max(done, v.pgoff), to = v.pgoff + (v.end - v.start);
-            for (uint64_t off = from; off < to;) {
-                const uint64_t n = std::min(to - off, kReadBatch);
-                buffer.resize(n);
-                v.task->read(v.start + (off - v.pgoff), buffer.data(), n);
-                pages->append(off, buffer);
-                off += n;
+        // Every page some mapping shows, read through a shared mapping when
+        // there is one (a private view may hold its own changes), in offset
+        // order.
+        const auto& views = state.shmem_views[s.id];
+        const uint64_t npages = (s.bytes + kPage - 1) / kPage;
+        std::vector<int> source(npages, -1);
+        for (int pass = 0; pass < 2; ++pass)
+            for (size_t i = 0; i < views.size(); ++i) {
+                if (views[i].shared != (pass == 0)) continue;
+                for (uint64_t off = views[i].pgoff; off < views[i].pgoff + (views[i].end - views[i].start); off += kPage)
+                    if (source[off / kPage] < 0) source[off / kPage] = static_cast<int>(i);
             }
-            done = std::max(done, to);
+        for (uint64_t p = 0; p < npages;) {
+            if (source[p] < 0) {
+                ++p;
+                continue;
+            }
+            uint64_t q = p;
+            while (q < npages && source[q] == source[p] && q - p < kReadBatch / kPage) ++q;
+            const ShmemView& v = views[static_cast<size_t>(source[p])];
+            buffer.resize((q - p) * kPage);
+            v.task->read(v.start + (p * kPage - v.pgoff), buffer.data(), buffer.size());
+            pages->append(p * kPage, buffer);
+            p = q;
         }
         pages->finish();
     }
 }
 
+namespace {
+
+// A descriptor for a shared memory object that looks like the original in
+// /proc/PID/maps: a memfd of the same name, or a file created at the deleted
+// file's path and unlinked again (a memfd when that path is taken).
+int create_backing(const ShmemRecord& s) {
+    const std::string deleted = " (deleted)";
+    std::string name = s.name.ends_with(deleted) ? s.name.substr(0, s.name.size() - deleted.size()) : s.name;
+    if (s.kind == static_cast<uint32_t>(VmaKind::DeletedFile) && name.starts_with("/")) {
+        int fd = open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            unlink(name.c_str());
+            return fd;
+        }
+    }
+    if (name.starts_with("/memfd:")) name = name.substr(7);
+    if (name.empty() || name.starts_with("/")) name = "ckpt-shmem-" + std::to_string(s.id);
+    return static_cast<int>(syscall(SYS_memfd_create, name.substr(0, 249).c_str(), MFD_CLOEXEC));
+}
+
+}  // namespace
+
 void create_shared_memory(const RankReader& reader, const TreeImage& tree, SharedFds& fds) {
     WorkerPool pool(1);
     for (const auto& s : tree.shmem) {
-        UniqueFd fd(static_cast<int>(syscall(SYS_memfd_create, ("ckpt-shmem-" + std::to_string(s.id)).c_str(), MFD_CLOEXEC)));
-        if (!fd.valid()) fail_errno("cannot create shared memory object " + std::to_string(s.id));
+        UniqueFd fd(create_backing(s));
+        if (!fd.valid()) fail_errno("cannot create shared memory object " + std::to_string(s.id) + " (" + s.name + ")");
         if (ftruncate(fd.get(), static_cast<off_t>(s.bytes)) != 0) fail_errno("cannot size shared memory " + std::to_string(s.id));
         h5::Hid group = h5::open_group(reader.root(), shmem_group_name(s.id));
         PageReader pages(group, pool);
@@ -226,7 +262,7 @@ void create_shared_memory(const RankReader& reader, const TreeImage& tree, Share
             if (pwrite(fd.get(), data.data(), data.size(), static_cast<off_t>(offset)) != static_cast<ssize_t>(data.size()))
                 fail_errno("cannot fill shared memory " + std::to_string(s.id));
         });
-        int high = fcntl(fd.get(), F_DUPFD_CLOEXEC, kRestoreFdBase);
+        int high = fcntl(fd.get(), F_DUPFD_CLOEXEC, fds.lowest);
         if (high < 0) fail_errno("cannot move shared memory fd");
         fds.shmem[s.id] = high;
     }
@@ -328,7 +364,8 @@ void restore_memory(Task& task, const TaskImage& image, const RankReader& reader
         } else {
             auto it = fds.shmem.find(v.shmem_id);
             if (it == fds.shmem.end()) fail(what + ": shared memory " + std::to_string(v.shmem_id) + " was not prepared");
-            task.call(what, SYS_mmap, {v.start, len, v.prot, MAP_SHARED | MAP_FIXED, static_cast<uint64_t>(it->second), v.pgoff});
+            const uint64_t sharing = (v.flags & MAP_SHARED) ? MAP_SHARED : MAP_PRIVATE;
+            task.call(what, SYS_mmap, {v.start, len, v.prot, sharing | MAP_FIXED, static_cast<uint64_t>(it->second), v.pgoff});
         }
         restore_madvise(task, v);
     }

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <utility>
@@ -24,6 +25,28 @@ std::string describe_wait_status(int status) {
 Tracee::Tracee(pid_t tid, unsigned long options) : tid_(tid) {
     if (ptrace(PTRACE_SEIZE, tid, nullptr, options) != 0) fail_errno("cannot ptrace " + who(tid));
     attached_ = true;
+}
+
+user_regs_struct restart_interrupted_call(user_regs_struct r, bool same_process) {
+    constexpr long kErestartSys = -512, kErestartNoIntr = -513, kErestartNoHand = -514, kErestartRestartBlock = -516;
+    constexpr uint64_t kRestartSyscall = 219;  // __NR_restart_syscall
+    const long ax = static_cast<long>(r.rax);
+    if (static_cast<long>(r.orig_rax) >= 0) {
+        if (ax == kErestartSys || ax == kErestartNoIntr || ax == kErestartNoHand) {
+            r.rax = r.orig_rax;
+            r.rip -= 2;  // back onto the syscall instruction
+        } else if (ax == kErestartRestartBlock) {
+            r.rax = same_process ? kRestartSyscall : r.orig_rax;
+            r.rip -= 2;
+        } else if (ax == -EINTR && (r.orig_rax == SYS_epoll_wait || r.orig_rax == SYS_epoll_pwait || r.orig_rax == SYS_epoll_pwait2)) {
+            // epoll_wait fails with EINTR when its thread is merely stopped
+            // (signal(7)); the stop was ours, so the wait goes on.
+            r.rax = r.orig_rax;
+            r.rip -= 2;
+        }
+    }
+    r.orig_rax = ~uint64_t{0};  // and no second restart by the kernel
+    return r;
 }
 
 Tracee Tracee::adopt(pid_t tid) {
@@ -186,7 +209,9 @@ long Tracee::syscall(uint64_t insn, long nr, std::initializer_list<uint64_t> arg
     wait_syscall_stop("exit");
     const long result = static_cast<long>(regs().rax);
     set_signal_mask(saved_mask);
-    if (!keep_regs) set_regs(saved);
+    // The thread now resumes from this call's exit stop, where the kernel
+    // does not restart the call it had interrupted: do it here.
+    if (!keep_regs) set_regs(restart_interrupted_call(saved, true));
     return result;
 }
 

@@ -73,4 +73,13 @@ private:
 
 std::string describe_wait_status(int status);
 
+// Registers of a thread that was stopped inside an interruptible system call
+// (ax = -ERESTART*), rewritten so that the call runs again when the thread
+// resumes, as the kernel's own restart would have done. Needed whenever the
+// kernel's restart will not happen: after calls were injected into the thread
+// (it then resumes from a syscall-exit stop), or in a restored process.
+// same_process: ERESTART_RESTARTBLOCK may use the kernel's restart block
+// (restart_syscall); a new process has none, so the original call runs again.
+user_regs_struct restart_interrupted_call(user_regs_struct regs, bool same_process);
+
 }  // namespace ckpt::agent

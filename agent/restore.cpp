@@ -16,10 +16,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
-#include <dirent.h>
 
 #include <algorithm>
 #include <map>
+#include <sstream>
 #include <thread>
 
 // A `syscall` instruction at the same address in the tracer and in every
@@ -154,6 +154,10 @@ int32_t spawn_tree(const TreeImage& tree, const RankReader& reader, int ready_fd
     fds.lowest = restore_fd_base(tree);
     if (ready_fd < fds.lowest) fail("internal: the restore's descriptors must lie above the program's");
     create_shared_memory(reader, tree, fds);
+    // The tracer maps these into the processes: tell it which fd is which.
+    std::string announce = "S";
+    for (const auto& [id, fd] : fds.shmem) announce += std::to_string(id) + "=" + std::to_string(fd) + ",";
+    report(ready_fd, announce);
     create_shared_files(tree, fds, options);
     int32_t first = 0;
     for (const auto& t : tree.tasks) {
@@ -178,7 +182,9 @@ struct Ready {
     pid_t outer;
 };
 
-std::vector<Ready> wait_ready(const TreeImage& tree, int ready_fd) {
+// Collects init's announcement of the shared memory fds ("S<id>=<fd>,...")
+// and one "R<pid>" per live process; "E<message>" is a failure.
+std::vector<Ready> wait_ready(const TreeImage& tree, int ready_fd, SharedFds& fds) {
     size_t expected = 0;
     for (const auto& t : tree.tasks) expected += t.task.state != static_cast<uint32_t>(TaskState::Zombie);
     std::vector<Ready> ready;
@@ -196,6 +202,14 @@ std::vector<Ready> wait_ready(const TreeImage& tree, int ready_fd) {
         if (n <= 0) fail("the restoring processes went away before reporting ready");
         buf[n] = '\0';
         if (buf[0] == 'E') fail(buf + 1);
+        if (buf[0] == 'S') {
+            std::istringstream in(buf + 1);
+            std::string item;
+            while (std::getline(in, item, ','))
+                if (auto eq = item.find('='); eq != std::string::npos)
+                    fds.shmem[std::stoull(item.substr(0, eq))] = std::stoi(item.substr(eq + 1));
+            continue;
+        }
         const cmsghdr* c = CMSG_FIRSTHDR(&msg);
         if (!c || c->cmsg_type != SCM_CREDENTIALS) fail("a restoring process reported without credentials");
         ucred cred{};
@@ -229,32 +243,11 @@ void unregister_restorer_rseq(Task& task) {
     task.call("cannot unregister the restorer's rseq", SYS_rseq, {conf.address, conf.size, kRseqUnregister, conf.signature});
 }
 
-// The shared memory objects init created, as this process inherited them.
-SharedFds inherited_shmem(const Task& task, int lowest) {
-    SharedFds fds;
-    fds.lowest = lowest;
-    const std::string dir = "/proc/" + std::to_string(task.outer()) + "/fd/";
-    const std::string prefix = "/memfd:ckpt-shmem-";
-    if (DIR* d = opendir(dir.c_str())) {
-        while (dirent* e = readdir(d)) {
-            if (e->d_name[0] == '.') continue;
-            std::string target;
-            try {
-                target = read_link(dir + e->d_name);
-            } catch (const EngineError&) {
-                continue;
-            }
-            if (target.starts_with(prefix)) fds.shmem[std::stoull(target.substr(prefix.size()))] = std::atoi(e->d_name);
-        }
-        closedir(d);
-    }
-    return fds;
-}
-
-void transform(Task& task, const TaskImage& image, const RankReader& reader, int lowest, WorkerPool& pool) {
+void transform(Task& task, const TaskImage& image, const RankReader& reader, const SharedFds& fds, WorkerPool& pool) {
+    const int lowest = fds.lowest;
     const Trampoline tr = install_trampoline(task, image);
     unregister_restorer_rseq(task);
-    restore_memory(task, image, reader, inherited_shmem(task, lowest), tr, pool);
+    restore_memory(task, image, reader, fds, tr, pool);
     restore_sigactions(task, image, tr);
     restore_timers(task, image, tr);
     restore_process_injected(task, image, tr);
@@ -278,8 +271,9 @@ int restore_fd_base(const TreeImage& tree) {
 void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd,
                     const std::function<void(const std::string&)>& progress) {
     if (progress) progress("waiting for the restored processes");
-    auto ready = wait_ready(tree, ready_fd);
-    const int lowest = restore_fd_base(tree);
+    SharedFds fds;
+    fds.lowest = restore_fd_base(tree);
+    auto ready = wait_ready(tree, ready_fd, fds);
     WorkerPool pool(std::max(1u, std::thread::hardware_concurrency()));
     std::vector<std::unique_ptr<Task>> tasks;
     for (const auto& image : tree.tasks) {
@@ -292,7 +286,7 @@ void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_f
         task->inner_tids().push_back(image.task.pid);
         task->leader().interrupt();
         task->open_memory();
-        transform(*task, image, reader, lowest, pool);
+        transform(*task, image, reader, fds, pool);
         tasks.push_back(std::move(task));
     }
     // Stage 5: everyone goes at once.

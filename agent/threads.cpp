@@ -127,15 +127,7 @@ void restore_thread_state(Task& task, size_t index, const ThreadRecord& rec, con
 user_regs_struct final_regs(const ThreadRecord& rec) {
     user_regs_struct r{};
     std::memcpy(&r, rec.gpregs.data(), sizeof r);
-    if (interrupted_syscall(r)) {
-        // Resume by executing the interrupted call again, as the kernel's
-        // own restart would (a restart block cannot survive a restore, so
-        // ERESTART_RESTARTBLOCK also re-executes the original call).
-        r.rax = r.orig_rax;
-        r.rip -= 2;
-    }
-    r.orig_rax = ~uint64_t{0};
-    return r;
+    return restart_interrupted_call(r, false);
 }
 
 void set_final_state(Tracee& t, const TaskImage& image, size_t index) {
