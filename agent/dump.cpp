@@ -174,6 +174,13 @@ void FrozenTree::thaw() {
     for (auto& t : tasks_)
         for (auto& th : t->threads()) {
             try {
+                th.enter_restarted_call();
+            } catch (const EngineError&) {
+            }
+        }
+    for (auto& t : tasks_)
+        for (auto& th : t->threads()) {
+            try {
                 th.detach();
             } catch (const EngineError&) {
             }

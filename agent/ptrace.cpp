@@ -27,6 +27,10 @@ Tracee::Tracee(pid_t tid, unsigned long options) : tid_(tid) {
     attached_ = true;
 }
 
+bool is_interrupted_call(const user_regs_struct& r) {
+    return restart_interrupted_call(r, true).rip != r.rip;
+}
+
 user_regs_struct restart_interrupted_call(user_regs_struct r, bool same_process) {
     constexpr long kErestartSys = -512, kErestartNoIntr = -513, kErestartNoHand = -514, kErestartRestartBlock = -516;
     constexpr uint64_t kRestartSyscall = 219;  // __NR_restart_syscall
@@ -56,13 +60,15 @@ Tracee Tracee::adopt(pid_t tid) {
     return t;
 }
 
-Tracee::Tracee(Tracee&& o) noexcept : tid_(o.tid_), attached_(std::exchange(o.attached_, false)) {}
+Tracee::Tracee(Tracee&& o) noexcept
+    : tid_(o.tid_), attached_(std::exchange(o.attached_, false)), restart_pending_(std::exchange(o.restart_pending_, false)) {}
 
 Tracee& Tracee::operator=(Tracee&& o) noexcept {
     if (this != &o) {
         release();
         tid_ = o.tid_;
         attached_ = std::exchange(o.attached_, false);
+        restart_pending_ = std::exchange(o.restart_pending_, false);
     }
     return *this;
 }
@@ -112,6 +118,17 @@ void Tracee::interrupt() {
         if (ptrace(PTRACE_CONT, tid_, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0)
             fail_errno("cannot resume " + who(tid_));
     }
+}
+
+void Tracee::set_regs_restarting(const user_regs_struct& r, bool restarting) {
+    set_regs(r);
+    restart_pending_ = restarting;
+}
+
+void Tracee::enter_restarted_call() {
+    if (!attached_ || !restart_pending_) return;
+    restart_pending_ = false;
+    wait_syscall_stop("re-entry");
 }
 
 void Tracee::detach(int sig) {
@@ -211,7 +228,7 @@ long Tracee::syscall(uint64_t insn, long nr, std::initializer_list<uint64_t> arg
     set_signal_mask(saved_mask);
     // The thread now resumes from this call's exit stop, where the kernel
     // does not restart the call it had interrupted: do it here.
-    if (!keep_regs) set_regs(restart_interrupted_call(saved, true));
+    if (!keep_regs) set_regs_restarting(restart_interrupted_call(saved, true), is_interrupted_call(saved));
     return result;
 }
 

@@ -36,6 +36,10 @@ public:
     // Waits for the next stop of an attached thread (e.g. a new thread's
     // first stop, or a group stop after seizing a stopped task).
     int wait_stop();
+    // Lets a thread marked by set_regs_restarting enter its call, where it
+    // stops again (at the call's entry). Done for every thread of a job
+    // before any is released: then no signal can slip in between.
+    void enter_restarted_call();
     // Leaves the thread running; sig is delivered when non-zero.
     void detach(int sig = 0);
     // Forget the thread without detaching (it exited).
@@ -43,6 +47,11 @@ public:
 
     user_regs_struct regs() const;
     void set_regs(const user_regs_struct& r) const;
+    // Sets registers that make the thread re-execute an interrupted system
+    // call (see restart_interrupted_call); detach() then first lets it enter
+    // that call, so that a signal sent to it afterwards interrupts the call
+    // as it would have interrupted the original one.
+    void set_regs_restarting(const user_regs_struct& r, bool restarting);
     std::vector<uint8_t> xstate() const;
     void set_xstate(const std::vector<uint8_t>& x) const;
     uint64_t signal_mask() const;
@@ -69,6 +78,7 @@ private:
     void wait_syscall_stop(const char* phase);
     pid_t tid_ = 0;
     bool attached_ = false;
+    bool restart_pending_ = false;
 };
 
 std::string describe_wait_status(int status);
@@ -81,5 +91,6 @@ std::string describe_wait_status(int status);
 // same_process: ERESTART_RESTARTBLOCK may use the kernel's restart block
 // (restart_syscall); a new process has none, so the original call runs again.
 user_regs_struct restart_interrupted_call(user_regs_struct regs, bool same_process);
+bool is_interrupted_call(const user_regs_struct& regs);
 
 }  // namespace ckpt::agent

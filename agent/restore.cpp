@@ -291,6 +291,8 @@ void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_f
     }
     // Stage 5: everyone goes at once.
     for (auto& t : tasks)
+        for (auto& th : t->threads()) th.enter_restarted_call();
+    for (auto& t : tasks)
         for (auto& th : t->threads()) th.detach();
 }
 

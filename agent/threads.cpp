@@ -17,16 +17,9 @@ namespace ckpt::agent {
 
 namespace {
 
-// Kernel-internal restart codes a thread interrupted in a system call shows.
-constexpr long kErestartSys = -512, kErestartNoIntr = -513, kErestartNoHand = -514, kErestartRestartBlock = -516;
-
 static_assert(sizeof(user_regs_struct) == kUserRegsWords * 8);
 
-bool interrupted_syscall(const user_regs_struct& r) {
-    const long ax = static_cast<long>(r.rax);
-    return static_cast<long>(r.orig_rax) >= 0 &&
-           (ax == kErestartSys || ax == kErestartNoIntr || ax == kErestartNoHand || ax == kErestartRestartBlock);
-}
+bool interrupted_syscall(const user_regs_struct& r) { return is_interrupted_call(r); }
 
 uint64_t hex_field(pid_t pid, pid_t tid, const std::string& name) {
     std::string text;
@@ -124,16 +117,12 @@ void restore_thread_state(Task& task, size_t index, const ThreadRecord& rec, con
     task.call("cannot restore the thread name", SYS_prctl, {PR_SET_NAME, tr.strings()}, index);
 }
 
-user_regs_struct final_regs(const ThreadRecord& rec) {
-    user_regs_struct r{};
-    std::memcpy(&r, rec.gpregs.data(), sizeof r);
-    return restart_interrupted_call(r, false);
-}
-
 void set_final_state(Tracee& t, const TaskImage& image, size_t index) {
     const ThreadRecord& rec = image.threads[index];
+    user_regs_struct r{};
+    std::memcpy(&r, rec.gpregs.data(), sizeof r);
     t.set_xstate(image.xsave[index]);
-    t.set_regs(final_regs(rec));
+    t.set_regs_restarting(restart_interrupted_call(r, false), is_interrupted_call(r));
     t.set_signal_mask(rec.sigmask);
 }
 

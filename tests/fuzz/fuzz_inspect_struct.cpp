@@ -8,7 +8,8 @@
 // against damaged metadata; see fuzz_inspect_raw.cpp and run-fuzz.sh):
 //
 //   - bytes of a table row field, a string field, blob bytes, page bytes
-//   - attribute values (integers, strings; also of unexpected types/shapes)
+//   - attribute values (integers, strings; also of unexpected types, and
+//     arrays where a scalar is expected)
 //   - deleted attributes, datasets and groups
 //   - row counts (also huge ones: the dataset then has no storage and reads
 //     back as fill values), dataset types, page chunks (bytes, stored size,
@@ -845,7 +846,7 @@ private:
         if (!g) return false;
         const uint8_t form = in_.u8();
         const std::string name = form & 1 ? in_.text(12) : pick(kNames, in_.u8());
-        if (name.empty() || name.find('/') != std::string::npos || name == ".") return false;
+        if (name.empty() || name.find_first_of(std::string("/\0", 2)) != std::string::npos || name == ".") return false;
         const std::string path = join(g->path, name);
         note_ = path + (form & 2 ? " (group)" : " (blob)");
         if (h5::link_exists(file_, path) && H5Ldelete(file_, path.c_str(), H5P_DEFAULT) < 0) return false;

@@ -3,8 +3,8 @@
 // and one looping over 5 ms sleeps.
 // Checks: after go, SIGUSR1 (handler without SA_RESTART) interrupts the two
 // long sleeps: both return EINTR, the relative one with a remaining time
-// between 50 and 60 minutes (the sleep was restarted with the time left,
-// not from zero and not as already expired); the short sleeper never saw an
+// between 50 and 60 minutes (restarted, not treated as already expired; after
+// a restore it restarts with its full duration); the short sleeper never saw an
 // error; nobody woke before go.
 #include "victim.h"
 
@@ -85,7 +85,10 @@ int main() {
   }
   victim_check(rel_rc == -1 && rel_errno == EINTR, "relative nanosleep returned %d errno %d, expected EINTR",
                rel_rc.load(), rel_errno.load());
-  victim_check(rel_rem.tv_sec >= 3000 && rel_rem.tv_sec < 3600, "relative nanosleep: %ld s left of 3600",
+  // A restored process has lost the kernel's restart block, so a relative
+  // sleep is re-issued with its full duration (docs/user-guide.md, "What
+  // comes back"): never treated as expired, at most the full hour left.
+  victim_check(rel_rem.tv_sec >= 3000 && rel_rem.tv_sec <= 3600, "relative nanosleep: %ld s left of 3600",
                static_cast<long>(rel_rem.tv_sec));
   victim_check(abs_rc == EINTR, "absolute clock_nanosleep returned %d, expected EINTR", abs_rc.load());
   victim_check(loop_errors == 0, "%d short sleeps failed", loop_errors.load());
