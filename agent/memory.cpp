@@ -137,9 +137,11 @@ void dump_memory(Task& task, DumpState& state, hid_t task_group) {
 
     const auto madvise = read_madvise(task.outer());
     std::vector<VmaRecord> vmas;
-    auto pages = state.writer.page_writer(task_group);
-    std::vector<uint8_t> buffer;
-    for (const auto& m : maps) {
+    // First which pages to store (pagemap), so the page writer knows the size.
+    std::vector<std::vector<bool>> stores(maps.size());
+    uint64_t total = 0;
+    for (size_t index = 0; index < maps.size(); ++index) {
+        const MapEntry& m = maps[index];
         VmaKind kind = classify_mapping(m);
         VmaRecord v;
         v.start = m.start;
@@ -175,7 +177,14 @@ void dump_memory(Task& task, DumpState& state, hid_t task_group) {
         if (special(kind) || kind == VmaKind::FileShared || (v.shmem_id != 0 && m.shared)) continue;
         // Private views of a file (or of a memfd) keep only their copied-on-write pages.
         const VmaKind page_kind = v.shmem_id != 0 ? VmaKind::FilePrivate : kind;
-        auto store = pages_to_store(pagemap.get(), m, page_kind, false);
+        stores[index] = pages_to_store(pagemap.get(), m, page_kind, false);
+        total += static_cast<uint64_t>(std::count(stores[index].begin(), stores[index].end(), true)) * kPage;
+    }
+    auto pages = state.writer.page_writer(task_group, total);
+    std::vector<uint8_t> buffer;
+    for (size_t index = 0; index < maps.size(); ++index) {
+        const auto& store = stores[index];
+        const uint64_t start = maps[index].start;
         for (uint64_t i = 0; i < store.size();) {
             if (!store[i]) {
                 ++i;
@@ -183,7 +192,7 @@ void dump_memory(Task& task, DumpState& state, hid_t task_group) {
             }
             uint64_t j = i;
             while (j < store.size() && store[j]) ++j;
-            copy_range(task, *pages, m.start + i * kPage, m.start + j * kPage, buffer);
+            copy_range(task, *pages, start + i * kPage, start + j * kPage, buffer);
             i = j;
         }
     }
@@ -198,7 +207,7 @@ void dump_shared_memory(DumpState& state) {
     std::vector<uint8_t> buffer;
     for (const auto& s : state.shmem) {
         h5::Hid group = h5::create_group(state.writer.root(), shmem_group_name(s.id));
-        auto pages = state.writer.page_writer(group);
+        auto pages = state.writer.page_writer(group, s.bytes);
         // Every page some mapping shows, read through a shared mapping when
         // there is one (a private view may hold its own changes), in offset
         // order.

@@ -133,8 +133,11 @@ h5::Hid RankWriter::mpi() {
     return h5::Hid(H5Oopen(file_, "mpi", H5P_DEFAULT));
 }
 
-std::unique_ptr<PageWriter> RankWriter::page_writer(hid_t group) {
-    return std::make_unique<PageWriter>(group, page_options_, pool_);
+std::unique_ptr<PageWriter> RankWriter::page_writer(hid_t group, uint64_t expected_bytes) {
+    PageOptions options = page_options_;
+    if (expected_bytes > 0 && expected_bytes < options.chunk_bytes)
+        options.chunk_bytes = (expected_bytes + kPageSize - 1) / kPageSize * kPageSize;
+    return std::make_unique<PageWriter>(group, options, pool_);
 }
 
 RankSummary RankWriter::finish(int64_t dump_ns) {

@@ -55,8 +55,10 @@ public:
     h5::Hid create_task(int32_t pid);
     h5::Hid shared();  // /shared, created on first use
     h5::Hid mpi();     // /mpi, created on first use
-    // A page writer for a group (a task, or shared memory object).
-    std::unique_ptr<PageWriter> page_writer(hid_t group);
+    // A page writer for a group (a task, or shared memory object). When the
+    // caller knows how many bytes will be stored and they are less than one
+    // chunk, the chunk is sized to them (small processes stay small on disk).
+    std::unique_ptr<PageWriter> page_writer(hid_t group, uint64_t expected_bytes = 0);
 
     // Writes the summary attributes, closes, fsyncs and renames into place.
     RankSummary finish(int64_t dump_ns);
