@@ -8,14 +8,37 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/install-deps.sh
 
+passed=0 failed=0
+# Runs ctest in a build directory and adds its counts to the totals.
+run_ctest() {
+  local dir=$1; shift
+  local log; log=$(mktemp)
+  local rc=0
+  (cd "$dir" && ctest --output-on-failure --timeout 600 "$@") 2>&1 | tee "$log" || rc=$?
+  local line; line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1)
+  rm -f "$log"
+  if [ -z "$line" ]; then echo "test.sh: ctest in $dir reported nothing"; return 1; fi
+  local total fail
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+  fail=$(sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/' <<<"$line")
+  passed=$((passed + total - fail)); failed=$((failed + fail))
+  return "$rc"
+}
+status=0
+
 echo "== release build and all tests"
 BUILD_DIR=$root/build scripts/build.sh
-(cd build && ctest --output-on-failure -j "$(nproc)" --timeout 600)
+run_ctest build -j "$(nproc)" || status=1
 
 echo "== unit tests under ASan + UBSan"
-BUILD_DIR=$root/build-asan scripts/build.sh -DCKPT_SANITIZE=ON -DCKPT_BENCH=OFF
-(cd build-asan && ctest --output-on-failure -j "$(nproc)" -L unit --timeout 600)
+BUILD_DIR=$root/build-asan BUILD_TARGETS="ckpt_unit_tests ckpt-info ckpt-synth" \
+  scripts/build.sh -DCKPT_SANITIZE=ON -DCKPT_BENCH=OFF
+run_ctest build-asan -j "$(nproc)" -L unit || status=1
 
 echo "== fuzz targets"
-CC=clang CXX=clang++ BUILD_DIR=$root/build-fuzz scripts/build.sh -DCKPT_FUZZ=ON -DCKPT_SANITIZE=ON -DCKPT_BENCH=OFF
-(cd build-fuzz && ctest --output-on-failure -L fuzz --timeout 600)
+CC=clang CXX=clang++ BUILD_DIR=$root/build-fuzz BUILD_TARGETS="fuzz_inspect_struct fuzz_inspect_raw ckpt-synth" \
+  scripts/build.sh -DCKPT_FUZZ=ON -DCKPT_SANITIZE=ON -DCKPT_BENCH=OFF
+run_ctest build-fuzz -L fuzz || status=1
+
+echo "suite: $passed passed, $failed failed"
+exit "$status"
