@@ -204,6 +204,7 @@ void FrozenTree::kill_all() {
 void dump_tree(FrozenTree& tree, RankWriter& writer, pid_t launcher, const DumpProgress& progress) {
     DumpState state(writer);
     state.launcher = launcher;
+    state.progress = progress.phase;
     writer.write_tree(tree.records());
     for (auto& task : tree.tasks()) {
         if (progress.phase) progress.phase("dumping " + task->name());

@@ -6,7 +6,9 @@
 #include "image/rank_image.hpp"
 #include "image/schema.hpp"
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,6 +36,11 @@ struct ShmemView {
 struct DumpState {
     explicit DumpState(RankWriter& w) : writer(w) {}
     RankWriter& writer;
+    // Progress of long work ("dumping process 2: 512 MiB, 830 MB/s").
+    std::function<void(const std::string&)> progress;
+    uint64_t bytes_done = 0;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now(), last_report = started;
+    void count_bytes(uint64_t n, const std::string& what);
     pid_t launcher = 0;  // the process whose stdio counts as "outside" (ckpt-run)
     std::vector<FileRecord> files;
     // Where each open file description was first seen, to recognise it

@@ -54,13 +54,15 @@ std::vector<bool> pages_to_store(int pagemap_fd, const MapEntry& m, VmaKind kind
 }
 
 // Appends [start, end) of the task's memory to the page writer in batches.
-void copy_range(const Task& task, PageWriter& pages, uint64_t start, uint64_t end, std::vector<uint8_t>& buffer) {
+void copy_range(const Task& task, PageWriter& pages, uint64_t start, uint64_t end, std::vector<uint8_t>& buffer,
+                DumpState& state) {
     for (uint64_t at = start; at < end;) {
         const uint64_t n = std::min(end - at, kReadBatch);
         buffer.resize(n);
         task.read(at, buffer.data(), n);
         pages.append(at, buffer);
         at += n;
+        state.count_bytes(n, task.name());
     }
 }
 
@@ -106,6 +108,18 @@ void restore_madvise(Task& task, const VmaRecord& v) {
 }
 
 }  // namespace
+
+void DumpState::count_bytes(uint64_t n, const std::string& what) {
+    bytes_done += n;
+    const auto now = std::chrono::steady_clock::now();
+    if (!progress || now - last_report < std::chrono::seconds(1)) return;
+    last_report = now;
+    const double seconds = std::chrono::duration<double>(now - started).count();
+    char buf[160];
+    snprintf(buf, sizeof buf, "%.0f MiB of memory written, %.0f MB/s", static_cast<double>(bytes_done) / (1 << 20),
+             static_cast<double>(bytes_done) / 1e6 / seconds);
+    progress("dumping " + what + ": " + buf);
+}
 
 VmaKind classify_mapping(const MapEntry& m) {
     const std::string& p = m.path;
@@ -192,7 +206,7 @@ void dump_memory(Task& task, DumpState& state, hid_t task_group) {
             }
             uint64_t j = i;
             while (j < store.size() && store[j]) ++j;
-            copy_range(task, *pages, start + i * kPage, start + j * kPage, buffer);
+            copy_range(task, *pages, start + i * kPage, start + j * kPage, buffer, state);
             i = j;
         }
     }
