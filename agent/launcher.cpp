@@ -6,6 +6,7 @@
 #include "coordinator/control.hpp"
 #include "image/checkpoint_dir.hpp"
 #include "image/error.hpp"
+#include "image/inspect.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -162,9 +163,18 @@ private:
 std::string Launcher::resolve_restart() const {
     std::string path = options_.restart == "auto" ? "" : options_.restart;
     if (path.empty()) {
-        auto latest = dir_.latest();
-        if (!latest) fail("no committed checkpoint in " + options_.ckpt_dir + " to restart from");
-        path = latest->path;
+        // The newest committed checkpoint whose structure and tables
+        // validate (page data is verified while it is restored).
+        auto all = dir_.committed();
+        if (all.empty()) fail("no committed checkpoint in " + options_.ckpt_dir + " to restart from");
+        for (auto it = all.rbegin(); it != all.rend() && path.empty(); ++it) {
+            InspectReport report = inspect(it->path, false, 1);
+            if (report.error.empty())
+                path = it->path;
+            else
+                say("checkpoint " + it->path + " is not usable (" + report.error + "); trying an older one", 0);
+        }
+        if (path.empty()) fail("no checkpoint in " + options_.ckpt_dir + " validates");
     }
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) {
@@ -268,6 +278,7 @@ bool Launcher::checkpoint(bool stop, control::Connection* client) {
     try {
         progress("freezing the process tree");
         FrozenTree tree(init_);
+        progress("frozen with " + tree.method() + ": " + std::to_string(tree.records().size()) + " process(es)");
         const auto frozen = Clock::now();
         PendingCheckpoint pending = dir_.begin();
         RankHeader header;
