@@ -52,15 +52,26 @@ uint64_t find_syscall_insn(Task& task) {
 
 }  // namespace
 
-FrozenTree::FrozenTree(pid_t init_outer) : init_(init_outer) {
+FrozenTree::FrozenTree(pid_t init_outer, JobCgroup* cgroup) : init_(init_outer) {
     const uint64_t pidns = ns_inode(init_outer, "pid");
     std::map<pid_t, std::unique_ptr<Task>> live;
     std::set<pid_t> zombies;
-    // Tasks can fork or start threads until stopped: repeat until a pass
-    // finds nothing new.
-    for (int pass = 0;; ++pass) {
-        if (pass > 1000) fail("the process tree keeps changing; cannot freeze it");
+    bool frozen = false;
+    if (cgroup) {
+        try {
+            cgroup->freeze();
+            frozen = true;
+            method_ = cgroup->method() + " and ptrace";
+        } catch (const EngineError&) {
+            cgroup->thaw();
+        }
+    }
+    // One pass seizes every task and thread not yet seized and asks it to
+    // stop; the stops are awaited after the pass (after thawing the cgroup:
+    // a frozen thread cannot stop). Returns whether it found anything new.
+    auto pass = [&]() {
         bool changed = false;
+        std::vector<Tracee*> asked;
         for (pid_t pid : processes_in_pidns(pidns, init_outer)) {
             if (zombies.contains(pid)) continue;
             const StatFields st = [&] {
@@ -85,7 +96,7 @@ FrozenTree::FrozenTree(pid_t init_outer) : init_(init_outer) {
                 if (std::any_of(tids.begin(), tids.end(), [&](const Tracee& t) { return t.tid() == tid; })) continue;
                 try {
                     Tracee t(tid, PTRACE_O_TRACESYSGOOD);
-                    t.interrupt();
+                    t.request_interrupt();
                     tids.push_back(std::move(t));
                     task->inner_tids().push_back(innermost(ns_pids(pid, tid)));
                     changed = true;
@@ -93,9 +104,18 @@ FrozenTree::FrozenTree(pid_t init_outer) : init_(init_outer) {
                     if (access(("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid)).c_str(), F_OK) == 0) throw;
                 }
             }
+            for (auto& t : task->threads())
+                if (!t.stopped()) asked.push_back(&t);
         }
-        if (!changed) break;
-    }
+        if (frozen) {
+            cgroup->thaw();
+            frozen = false;
+        }
+        for (Tracee* t : asked) t->wait_interrupted();
+        return changed;
+    };
+    for (int round = 0; pass(); ++round)
+        if (round > 1000) fail("the process tree keeps changing; cannot freeze it");
     // Leader first in every task; parents before children in the tree.
     std::map<pid_t, int32_t> inner;  // outer -> inner
     inner[init_outer] = 1;

@@ -2,6 +2,7 @@
 // namespace, write the rank image, then thaw or end the tree.
 #pragma once
 
+#include "agent/cgroup.hpp"
 #include "agent/engine.hpp"
 
 #include <functional>
@@ -17,8 +18,10 @@ namespace ckpt::agent {
 class FrozenTree {
 public:
     // Seizes and stops every thread of every process in init's PID
-    // namespace, repeating until no new task or thread appears.
-    explicit FrozenTree(pid_t init_outer);
+    // namespace. With a cgroup, the job is frozen meanwhile so that nothing
+    // can fork; without (or if freezing fails), passes repeat until no new
+    // task or thread appears.
+    FrozenTree(pid_t init_outer, JobCgroup* cgroup);
     FrozenTree(const FrozenTree&) = delete;
     FrozenTree& operator=(const FrozenTree&) = delete;
     ~FrozenTree();

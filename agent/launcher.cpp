@@ -1,5 +1,6 @@
 #include "agent/launcher.hpp"
 
+#include "agent/cgroup.hpp"
 #include "agent/dump.hpp"
 #include "agent/namespaces.hpp"
 #include "agent/restore.hpp"
@@ -154,6 +155,7 @@ private:
 
     LaunchOptions options_;
     CheckpointDir dir_;
+    std::unique_ptr<JobCgroup> cgroup_;  // freezer of the job, when one can be made
     pid_t helper_ = 0;  // parent of init, child of the launcher
     pid_t init_ = 0;
     bool stopped_ = false;
@@ -197,6 +199,7 @@ void Launcher::fork_init(const std::optional<SavedClocks>& clocks, const std::fu
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != launcher) _exit(1);
         try {
+            if (cgroup_) cgroup_->join_self();
             unshare_job_namespaces(clocks);
         } catch (const std::exception& e) {
             std::cerr << "ckpt-run: error: " << e.what() << "\n";
@@ -277,7 +280,7 @@ bool Launcher::checkpoint(bool stop, control::Connection* client) {
     const auto start = Clock::now();
     try {
         progress("freezing the process tree");
-        FrozenTree tree(init_);
+        FrozenTree tree(init_, cgroup_.get());
         progress("frozen with " + tree.method() + ": " + std::to_string(tree.records().size()) + " process(es)");
         const auto frozen = Clock::now();
         PendingCheckpoint pending = dir_.begin();
@@ -348,6 +351,7 @@ void Launcher::serve(control::Connection client) {
 }
 
 int Launcher::run() {
+    cgroup_ = JobCgroup::create("ckpt-run." + std::to_string(getpid()));
     enter_user_namespace();
     control::Server server(options_.ckpt_dir);
     int status_pipe[2];

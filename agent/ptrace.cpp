@@ -61,7 +61,10 @@ Tracee Tracee::adopt(pid_t tid) {
 }
 
 Tracee::Tracee(Tracee&& o) noexcept
-    : tid_(o.tid_), attached_(std::exchange(o.attached_, false)), restart_pending_(std::exchange(o.restart_pending_, false)) {}
+    : tid_(o.tid_),
+      attached_(std::exchange(o.attached_, false)),
+      restart_pending_(std::exchange(o.restart_pending_, false)),
+      stopped_(std::exchange(o.stopped_, false)) {}
 
 Tracee& Tracee::operator=(Tracee&& o) noexcept {
     if (this != &o) {
@@ -69,6 +72,7 @@ Tracee& Tracee::operator=(Tracee&& o) noexcept {
         tid_ = o.tid_;
         attached_ = std::exchange(o.attached_, false);
         restart_pending_ = std::exchange(o.restart_pending_, false);
+        stopped_ = std::exchange(o.stopped_, false);
     }
     return *this;
 }
@@ -102,11 +106,22 @@ int Tracee::wait_stop() {
 }
 
 void Tracee::interrupt() {
+    request_interrupt();
+    wait_interrupted();
+}
+
+void Tracee::request_interrupt() {
     if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) != 0) fail_errno("cannot interrupt " + who(tid_));
+}
+
+void Tracee::wait_interrupted() {
     for (;;) {
         int status = wait_stop();
         const int event = status >> 16;
-        if (event == PTRACE_EVENT_STOP) return;
+        if (event == PTRACE_EVENT_STOP) {
+            stopped_ = true;
+            return;
+        }
         const int sig = WSTOPSIG(status);
         if (event != 0 || sig == (SIGTRAP | 0x80)) {
             // A ptrace event (clone, exec) or a stray syscall stop: let the

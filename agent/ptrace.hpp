@@ -29,10 +29,15 @@ public:
     ~Tracee();
 
     pid_t tid() const { return tid_; }
+    bool stopped() const { return stopped_; }
     // PTRACE_INTERRUPT and wait for the stop. Signals that arrive meanwhile
     // are delivered (a checkpoint is taken after them). Throws when the
     // thread died.
     void interrupt();
+    // The two halves of interrupt(): a frozen (cgroup) thread stops only
+    // once thawed, so every thread is asked first and waited for after.
+    void request_interrupt();
+    void wait_interrupted();
     // Waits for the next stop of an attached thread (e.g. a new thread's
     // first stop, or a group stop after seizing a stopped task).
     int wait_stop();
@@ -79,6 +84,7 @@ private:
     pid_t tid_ = 0;
     bool attached_ = false;
     bool restart_pending_ = false;
+    bool stopped_ = false;  // known to be in a ptrace stop
 };
 
 std::string describe_wait_status(int status);
