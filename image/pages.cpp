@@ -146,7 +146,7 @@ PageStats PageWriter::finish() {
     return stats;
 }
 
-PageReader::PageReader(hid_t group, WorkerPool& pool) : group_(group), pool_(pool) {
+PageReader::PageReader(hid_t group, WorkerPool& pool) : pool_(pool) {
     dataset_ = h5::open_dataset(group, "pages");
     file_ = h5::file_name(dataset_);
     where_ = h5::object_path(dataset_);

@@ -96,7 +96,6 @@ private:
     };
     std::future<Chunk> fetch(uint64_t index);
 
-    hid_t group_;
     std::string file_, where_;
     WorkerPool& pool_;
     h5::Hid dataset_;
