@@ -294,17 +294,7 @@ bool Launcher::checkpoint(bool stop, control::Connection* client) {
         const int64_t dump_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - frozen).count();
         progress("writing and verifying the image");
         RankSummary s = writer.finish(dump_ns);
-        ManifestRankRecord row;
-        row.rank = 0;
-        row.ntasks = s.ntasks;
-        row.nthreads = s.nthreads;
-        row.nvmas = s.nvmas;
-        row.memory_bytes = s.memory_bytes;
-        row.stored_bytes = s.stored_bytes;
-        row.on_disk_bytes = s.on_disk_bytes;
-        row.dump_ns = dump_ns;
-        row.node = writer.header().node;
-        row.image_id = writer.header().image_id;
+        const ManifestRankRecord row = manifest_row(writer.header(), s, dump_ns);
         const int64_t total_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
         const std::string path = pending.commit(options_.job_id, total_ns, {row});
         if (stop) {

@@ -11,12 +11,6 @@ namespace ckpt::agent {
 
 namespace {
 
-int64_t now_ns(clockid_t c) {
-    timespec ts{};
-    clock_gettime(c, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 std::string offset_line(const char* clock, int64_t ns) {
     int64_t sec = ns / 1000000000, nsec = ns % 1000000000;
     if (nsec < 0) {
@@ -48,8 +42,8 @@ void unshare_job_namespaces(const std::optional<SavedClocks>& clocks) {
     if (clocks) {
         // Offsets are fixed before any process enters the namespace.
         write_text_file("/proc/self/timens_offsets",
-                        offset_line("monotonic", clocks->monotonic_ns - now_ns(CLOCK_MONOTONIC)) +
-                            offset_line("boottime", clocks->boottime_ns - now_ns(CLOCK_BOOTTIME)));
+                        offset_line("monotonic", clocks->monotonic_ns - clock_ns(CLOCK_MONOTONIC)) +
+                            offset_line("boottime", clocks->boottime_ns - clock_ns(CLOCK_BOOTTIME)));
     }
 }
 

@@ -18,12 +18,6 @@ namespace ckpt::agent {
 
 namespace {
 
-int64_t now_ns(clockid_t clock) {
-    timespec ts{};
-    clock_gettime(clock, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 std::vector<uint32_t> numbers(const std::string& text) {
     std::istringstream in(text);
     std::vector<uint32_t> out;
@@ -39,8 +33,8 @@ uint64_t hex_value(pid_t pid, const std::string& field) {
 
 }  // namespace
 
-JobClocks job_clocks(pid_t outer_pid) {
-    JobClocks c{now_ns(CLOCK_MONOTONIC), now_ns(CLOCK_BOOTTIME)};
+SavedClocks job_clocks(pid_t outer_pid) {
+    SavedClocks c{clock_ns(CLOCK_MONOTONIC), clock_ns(CLOCK_BOOTTIME)};
     std::string offsets;
     if (try_read_text_file("/proc/" + std::to_string(outer_pid) + "/timens_offsets", offsets)) {
         std::istringstream in(offsets);
@@ -80,7 +74,7 @@ void dump_process(Task& task, hid_t task_group) {
     p.arg_end = stat.arg_end;
     p.env_start = stat.env_start;
     p.env_end = stat.env_end;
-    const JobClocks clocks = job_clocks(pid);
+    const SavedClocks clocks = job_clocks(pid);
     p.monotonic_ns = clocks.monotonic_ns;
     p.boottime_ns = clocks.boottime_ns;
     p.cwd = read_link(proc + "/cwd");

@@ -3,17 +3,14 @@
 #pragma once
 
 #include "agent/engine.hpp"
+#include "agent/namespaces.hpp"
 
 namespace ckpt::agent {
 
 void dump_process(Task& task, hid_t task_group);
 
 // Clock readings of the job's time namespace as its processes see them.
-struct JobClocks {
-    int64_t monotonic_ns = 0;
-    int64_t boottime_ns = 0;
-};
-JobClocks job_clocks(pid_t outer_pid);
+SavedClocks job_clocks(pid_t outer_pid);
 
 // In the restorer's own code.
 void apply_process_in_restorer(const TaskImage& image);

@@ -14,6 +14,12 @@ std::string hex(uint64_t value) {
     return buf;
 }
 
+int64_t clock_ns(clockid_t clock) {
+    timespec ts{};
+    clock_gettime(clock, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 bool try_read_text_file(const std::string& path, std::string& out) {
     UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) return false;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <ctime>
 #include <unistd.h>
 #include <utility>
 
@@ -54,6 +55,9 @@ private:
 
 // "0x7f12..." for messages.
 std::string hex(uint64_t value);
+
+// clock_gettime in nanoseconds.
+int64_t clock_ns(clockid_t clock);
 
 // Reads a whole (small, /proc) file; throws naming the path.
 std::string read_text_file(const std::string& path);

@@ -257,6 +257,21 @@ std::string PendingCheckpoint::commit(const std::string& job_id, int64_t duratio
     return final_;
 }
 
+ManifestRankRecord manifest_row(const RankHeader& header, const RankSummary& s, int64_t dump_ns) {
+    ManifestRankRecord row;
+    row.rank = header.rank;
+    row.ntasks = s.ntasks;
+    row.nthreads = s.nthreads;
+    row.nvmas = s.nvmas;
+    row.memory_bytes = s.memory_bytes;
+    row.stored_bytes = s.stored_bytes;
+    row.on_disk_bytes = s.on_disk_bytes;
+    row.dump_ns = dump_ns;
+    row.node = header.node;
+    row.image_id = header.image_id;
+    return row;
+}
+
 Manifest read_manifest(const std::string& checkpoint_path) {
     const std::string path = (fs::path(checkpoint_path) / "manifest.h5").string();
     h5::Hid file = open_image_file(path);

@@ -102,6 +102,11 @@ private:
     std::optional<FileLock> lock_;
 };
 
+struct RankHeader;
+struct RankSummary;
+// The manifest's row for a rank file, from what its writer reported.
+ManifestRankRecord manifest_row(const RankHeader& header, const RankSummary& summary, int64_t dump_ns);
+
 // Reads and validates a checkpoint's manifest (path is the checkpoint
 // directory). Every rank file name is checked to lie inside the directory.
 Manifest read_manifest(const std::string& checkpoint_path);

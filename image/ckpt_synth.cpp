@@ -58,18 +58,7 @@ int main(int argc, char** argv) {
             write_synthetic_rank(writer, spec, memory);
             const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
             RankSummary s = writer.finish(ns);
-            ManifestRankRecord row;
-            row.rank = rank;
-            row.ntasks = s.ntasks;
-            row.nthreads = s.nthreads;
-            row.nvmas = s.nvmas;
-            row.memory_bytes = s.memory_bytes;
-            row.stored_bytes = s.stored_bytes;
-            row.on_disk_bytes = s.on_disk_bytes;
-            row.dump_ns = ns;
-            row.node = writer.header().node;
-            row.image_id = writer.header().image_id;
-            rows.push_back(row);
+            rows.push_back(manifest_row(writer.header(), s, ns));
         }
         const int64_t total = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
         std::string path = pending.commit(vm["job-id"].as<std::string>(), total, rows);

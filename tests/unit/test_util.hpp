@@ -85,18 +85,7 @@ inline std::string make_checkpoint(image::CheckpointDir& dir, uint32_t ranks,
         RankWriter writer(pending.rank_path(rank), header, options);
         write_synthetic_rank(writer, spec, memory);
         RankSummary s = writer.finish(1000 + rank);
-        ManifestRankRecord row;
-        row.rank = rank;
-        row.ntasks = s.ntasks;
-        row.nthreads = s.nthreads;
-        row.nvmas = s.nvmas;
-        row.memory_bytes = s.memory_bytes;
-        row.stored_bytes = s.stored_bytes;
-        row.on_disk_bytes = s.on_disk_bytes;
-        row.dump_ns = 1000 + rank;
-        row.node = writer.header().node;
-        row.image_id = writer.header().image_id;
-        rows.push_back(row);
+        rows.push_back(manifest_row(writer.header(), s, 1000 + rank));
     }
     return pending.commit(job_id, 5000, rows);
 }
