@@ -104,6 +104,10 @@ std::optional<Connection> Server::accept() {
         std::cerr << "ckpt-run: refused a control connection from uid " << peer.uid << " (pid " << peer.pid << ")\n";
         return std::nullopt;
     }
+    // A client that connects and says nothing must not hold the job's
+    // launcher: its request has to arrive within a few seconds.
+    timeval timeout{5, 0};
+    setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     return Connection(std::move(fd));
 }
 
