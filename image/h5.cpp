@@ -151,8 +151,10 @@ std::optional<std::string> get_attr_str(hid_t obj, const std::string& name) {
     if (!attr) return std::nullopt;
     const std::string file = file_name(obj), where = object_path(obj);
     Hid type = Hid(H5Aget_type(*attr));
-    if (!type.valid() || H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0)
-        throw ImageError(file, where, "attribute " + name + " is not a fixed-length string");
+    Hid space = Hid(H5Aget_space(*attr));
+    if (!type.valid() || H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0 || !space.valid() ||
+        H5Sget_simple_extent_npoints(space) != 1)
+        throw ImageError(file, where, "attribute " + name + " is not a single fixed-length string");
     size_t size = H5Tget_size(type);
     constexpr size_t kMaxAttrString = 1 << 16;
     if (size == 0 || size > kMaxAttrString) throw ImageError(file, where, "attribute " + name + " has an implausible length");

@@ -32,11 +32,14 @@ Blob read_blob(hid_t loc, const std::string& name, uint64_t max_bytes) {
     Blob blob;
     uint64_t total = 1;
     for (int i = 0; i < ndims; ++i) {
-        if (hdims[i] > max_bytes) throw ImageError(file, where, "byte array is implausibly large");
+        if (hdims[i] > max_bytes || (hdims[i] != 0 && total > max_bytes / hdims[i]))
+            throw ImageError(file, where, "byte array is implausibly large");
         blob.dims.push_back(hdims[i]);
         total *= hdims[i];
     }
     if (total > max_bytes) throw ImageError(file, where, "byte array is implausibly large");
+    if (total > 0 && H5Dget_storage_size(dset) < total)
+        throw ImageError(file, where, "claims " + std::to_string(total) + " bytes but stores less than that");
     const uint64_t expected = h5::require_attr_u64(dset, "xxh3_64");
     blob.data.resize(total);
     if (total > 0)

@@ -235,6 +235,9 @@ std::vector<Rec> read_table(hid_t loc, const std::string& name) {
     hsize_t dims[1] = {0};
     H5Sget_simple_extent_dims(space, dims, nullptr);
     if (dims[0] > kMaxTableRows) throw ImageError(file, where, "implausible row count " + std::to_string(dims[0]));
+    // Rows the file does not hold are not allocated for.
+    if (dims[0] > 0 && H5Dget_storage_size(dset) < dims[0] * H5Tget_size(disk_type))
+        throw ImageError(file, where, "claims " + std::to_string(dims[0]) + " rows but stores less than that");
     const uint64_t expected = h5::require_attr_u64(dset, "xxh3_64");
 
     const size_t row_size = detail::packed_row_size<Rec>();

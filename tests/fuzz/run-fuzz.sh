@@ -11,8 +11,9 @@
 # 3. Runs fuzz_inspect_raw once over the ckpt-synth seeds (a smoke test: the
 #    seeds are valid images and must verify).
 # 4. Fuzzes fuzz_inspect_struct for FUZZ_SECONDS (default 60) seconds,
-#    starting from DIR/struct-corpus plus the checked-in corpus; new inputs are
-#    kept in the work directory for the next run.
+#    starting from the checked-in seeds (CORPUS/struct.hex, one input per line
+#    in hex, and any files in CORPUS/struct/) plus WORK/struct-corpus, where
+#    new inputs are kept for the next run.
 # 5. With FUZZ_RAW_SECONDS > 0 (default 0), also fuzzes fuzz_inspect_raw
 #    with arbitrary bytes. Expect failures inside libhdf5 1.10.8 within
 #    minutes (see fuzz_inspect_raw.cpp); leak detection is off.
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
         --regressions) regressions=$2; shift 2 ;;
         --corpus) corpus=$2; shift 2 ;;
         --work) work=$2; shift 2 ;;
-        -h|--help) sed -n "2,24p" "$0"; exit 0 ;;
+        -h|--help) sed -n "2,25p" "$0"; exit 0 ;;
         *) echo "run-fuzz.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -45,11 +46,13 @@ fi
 seconds=${FUZZ_SECONDS:-60}
 raw_seconds=${FUZZ_RAW_SECONDS:-0}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-run-fuzz.XXXXXX") || exit 2
-trap 'rm -rf "$tmp"' EXIT
+# The targets write each input as files: in memory when /dev/shm is there.
+# Even a crashed target's scratch files are removed with this directory.
+scratch=$(mktemp -d /dev/shm/ckpt-run-fuzz.XXXXXX 2>/dev/null) || scratch=$tmp/scratch
+trap 'rm -rf "$tmp" "$scratch"' EXIT
 [ -n "$work" ] || work=$tmp/work
-mkdir -p "$work/artifacts" "$work/struct-corpus" "$tmp/scratch"
-# The targets' scratch files go here, so that even a crashed target's are removed.
-export FUZZ_TMPDIR=$tmp/scratch
+mkdir -p "$work/artifacts" "$work/struct-corpus" "$scratch"
+export FUZZ_TMPDIR=$scratch
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 # libhdf5 is built without frame pointers: only the slow unwinder gives full
 # allocation stacks (for leak reports). It makes a target 7x slower, so it is
@@ -109,16 +112,27 @@ if [ -n "$raw" ]; then
 fi
 
 # ---- 4. structure-aware fuzzing -----------------------------------------------
+# The checked-in seeds are packed one input per line, in hex (struct.hex).
 corpora=("$work/struct-corpus")
+if [ -n "$corpus" ] && [ -f "$corpus/struct.hex" ]; then
+    mkdir -p "$tmp/struct-seeds"
+    n=0
+    while read -r hex; do
+        case "$hex" in ''|'#'*) continue ;; esac
+        n=$((n + 1))
+        printf '%b' "$(sed 's/../\\x&/g' <<< "$hex")" > "$tmp/struct-seeds/seed-$n"
+    done < "$corpus/struct.hex"
+    corpora+=("$tmp/struct-seeds")
+fi
 if [ -n "$corpus" ] && [ -d "$corpus/struct" ]; then corpora+=("$corpus/struct"); fi
 if [ "$seconds" -gt 0 ]; then
     echo "run-fuzz.sh: fuzz_inspect_struct for $seconds s"
-    if ! "$struct" "${common[@]}" -max_total_time="$seconds" -max_len=1024 -print_final_stats=1 \
+    if ! "$struct" "${common[@]}" -max_total_time="$seconds" -max_len=512 -len_control=0 -print_final_stats=1 \
             "${corpora[@]}" > "$tmp/struct.log" 2>&1; then
         tail -n 80 "$tmp/struct.log" >&2
         fail "fuzz_inspect_struct found a problem (input in $work/artifacts)"
     else
-        grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$tmp/struct.log"
+        grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$tmp/struct.log"
     fi
 fi
 
