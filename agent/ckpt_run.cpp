@@ -3,12 +3,19 @@
 #include "image/error.hpp"
 
 #include <boost/program_options.hpp>
+#include <hdf5.h>
+
+#include <filesystem>
 
 #include <iostream>
 
 namespace po = boost::program_options;
 
 int main(int argc, char** argv) {
+    // A rank file whose writing failed (a full disk) may stay open inside
+    // HDF5 after its close failed; HDF5's own exit handler would then crash
+    // flushing it. Every file that matters is closed explicitly.
+    H5dont_atexit();
     // Everything after "--" is the program and its arguments.
     std::vector<std::string> program;
     int own = argc;
@@ -56,6 +63,10 @@ int main(int argc, char** argv) {
     if (o.restart.empty() && program.empty()) {
         std::cerr << "ckpt-run: no program given (ckpt-run --ckpt-dir DIR -- PROGRAM [ARGS...])\n";
         return 2;
+    }
+    if (!o.restart.empty() && !std::filesystem::is_directory(o.ckpt_dir)) {
+        std::cerr << "ckpt-run: cannot restart: " << o.ckpt_dir << " is not a checkpoint directory\n";
+        return 1;
     }
     if (!o.restart.empty() && !program.empty()) {
         std::cerr << "ckpt-run: --restart takes no program: it resumes the one in the checkpoint\n";

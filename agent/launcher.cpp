@@ -145,50 +145,61 @@ private:
     }
     // Forks the helper that creates the job's namespaces and its init,
     // which runs `init_main`; sets init_ to init's pid.
-    void fork_init(const std::optional<SavedClocks>& clocks, const std::function<void()>& init_main);
-    void start_program(int status_fd);
-    void restore_program(int status_fd);
-    std::string resolve_restart() const;
+    void fork_init(const std::optional<SavedClocks>& clocks, const std::function<void(int status_fd)>& init_main);
+    void start_program();
+    void restore_program();
+    // Rank files to restore from, in order of preference.
+    std::vector<std::string> restart_candidates() const;
+    void restore_from(const std::string& rank_file);
     // Takes a checkpoint; reports progress to `client` when there is one.
     bool checkpoint(bool stop, control::Connection* client);
     void serve(control::Connection client);
 
     LaunchOptions options_;
     CheckpointDir dir_;
-    std::unique_ptr<JobCgroup> cgroup_;  // freezer of the job, when one can be made
+    std::unique_ptr<JobCgroup> cgroup_;
+    UniqueFd status_read_;  // the program's wait status arrives here  // freezer of the job, when one can be made
     pid_t helper_ = 0;  // parent of init, child of the launcher
     pid_t init_ = 0;
     bool stopped_ = false;
     bool busy_ = false;
 };
 
-std::string Launcher::resolve_restart() const {
-    std::string path = options_.restart == "auto" ? "" : options_.restart;
-    if (path.empty()) {
-        // The newest committed checkpoint whose structure and tables
-        // validate (page data is verified while it is restored).
-        auto all = dir_.committed();
-        if (all.empty()) fail("no committed checkpoint in " + options_.ckpt_dir + " to restart from");
-        for (auto it = all.rbegin(); it != all.rend() && path.empty(); ++it) {
-            InspectReport report = inspect(it->path, false, 1);
-            if (report.error.empty())
-                path = it->path;
-            else
-                say("checkpoint " + it->path + " is not usable (" + report.error + "); trying an older one", 0);
+std::vector<std::string> Launcher::restart_candidates() const {
+    auto rank_file_of = [](std::string path) {
+        std::error_code ec;
+        if (std::filesystem::is_directory(path, ec)) {
+            if (std::filesystem::exists(path + "/latest")) path += "/latest";
+            path += "/" + rank_file_name(0);
         }
-        if (path.empty()) fail("no checkpoint in " + options_.ckpt_dir + " validates");
+        return path;
+    };
+    if (options_.restart != "auto") return {rank_file_of(options_.restart)};
+    // Newest first, skipping those whose structure and tables do not
+    // validate; page data is verified while it is restored, and a damaged
+    // one sends the restore on to the next candidate.
+    auto all = dir_.committed();
+    if (all.empty()) fail("no committed checkpoint in " + options_.ckpt_dir + " to restart from");
+    std::vector<std::string> out;
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+        InspectReport report = inspect(it->path, false, 1);
+        if (report.error.empty())
+            out.push_back(rank_file_of(it->path));
+        else
+            say("checkpoint " + it->path + " is not usable (" + report.error + "); trying an older one", 0);
     }
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) {
-        if (std::filesystem::exists(path + "/latest")) path += "/latest";
-        path += "/" + rank_file_name(0);
-    }
-    return path;
+    if (out.empty()) fail("no checkpoint in " + options_.ckpt_dir + " validates");
+    return out;
 }
 
 // launcher -> helper -> init -> program, each killed when its parent dies:
 // a launcher that dies takes the whole job with it.
-void Launcher::fork_init(const std::optional<SavedClocks>& clocks, const std::function<void()>& init_main) {
+void Launcher::fork_init(const std::optional<SavedClocks>& clocks, const std::function<void(int status_fd)>& init_main) {
+    // Each job (each restore attempt) reports through a pipe of its own.
+    int status_pipe[2];
+    if (pipe2(status_pipe, O_CLOEXEC) != 0) fail_errno("cannot create a pipe");
+    status_read_ = UniqueFd(move_high(status_pipe[0]));
+    UniqueFd status_write(move_high(status_pipe[1]));
     int pid_pipe[2];
     if (pipe2(pid_pipe, O_CLOEXEC) != 0) fail_errno("cannot create a pipe");
     UniqueFd pid_read(pid_pipe[0]), pid_write(pid_pipe[1]);
@@ -217,7 +228,7 @@ void Launcher::fork_init(const std::optional<SavedClocks>& clocks, const std::fu
                 std::cerr << "ckpt-run: error: " << e.what() << "\n";
                 _exit(1);
             }
-            init_main();
+            init_main(status_write.get());
             _exit(1);
         }
         write(pid_write.get(), &init, sizeof init);
@@ -227,19 +238,32 @@ void Launcher::fork_init(const std::optional<SavedClocks>& clocks, const std::fu
         _exit(0);
     }
     pid_write.reset();
+    status_write.reset();
     if (read_full(pid_read.get(), &init_, sizeof init_) != sizeof init_ || init_ <= 0) {
         waitpid(helper_, nullptr, 0);
         fail("could not start the job's namespaces");
     }
 }
 
-void Launcher::start_program(int status_fd) {
-    fork_init(std::nullopt, [&] { init_launch(options_.argv, status_fd); });
+void Launcher::start_program() {
+    fork_init(std::nullopt, [&](int status_fd) { init_launch(options_.argv, status_fd); });
 }
 
-void Launcher::restore_program(int status_fd) {
+void Launcher::restore_program() {
+    const auto candidates = restart_candidates();
+    for (size_t i = 0; i < candidates.size(); ++i) {
+        try {
+            restore_from(candidates[i]);
+            return;
+        } catch (const ImageError& e) {
+            if (i + 1 == candidates.size()) throw;
+            say(std::string("cannot restore from a damaged image (") + e.what() + "); trying an older checkpoint", 0);
+        }
+    }
+}
+
+void Launcher::restore_from(const std::string& rank_file) {
     const auto start = Clock::now();
-    const std::string rank_file = resolve_restart();
     say("restoring from " + rank_file);
     RankReader reader(rank_file);
     const TreeImage tree = load_tree(reader);
@@ -254,7 +278,7 @@ void Launcher::restore_program(int status_fd) {
     UniqueFd mine(move_high(pair[0])), theirs(move_high(pair[1]));
     int on = 1;
     setsockopt(mine.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
-    fork_init(clocks, [&] {
+    fork_init(clocks, [&](int status_fd) {
         mine.reset();
         init_restore(tree, reader, theirs.release(), status_fd, FileOptions{options_.truncate_written});
     });
@@ -344,9 +368,6 @@ int Launcher::run() {
     cgroup_ = JobCgroup::create("ckpt-run." + std::to_string(getpid()));
     enter_user_namespace();
     control::Server server(options_.ckpt_dir);
-    int status_pipe[2];
-    if (pipe2(status_pipe, O_CLOEXEC) != 0) fail_errno("cannot create a pipe");
-    UniqueFd status_read(move_high(status_pipe[0])), status_write(move_high(status_pipe[1]));
 
     sigset_t handled;
     sigemptyset(&handled);
@@ -356,10 +377,10 @@ int Launcher::run() {
     UniqueFd signals(signalfd(-1, &handled, SFD_CLOEXEC));
 
     if (options_.restart.empty())
-        start_program(status_write.get());
+        start_program();
     else
-        restore_program(status_write.get());
-    status_write.reset();
+        restore_program();
+    const UniqueFd& status_read = status_read_;
 
     UniqueFd timer;
     if (options_.interval_seconds > 0) {

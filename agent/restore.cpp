@@ -276,6 +276,16 @@ void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_f
     auto ready = wait_ready(tree, ready_fd, fds);
     WorkerPool pool(std::max(1u, std::thread::hardware_concurrency()));
     std::vector<std::unique_ptr<Task>> tasks;
+    // A half-restored process must never run: on failure every process is
+    // killed while still stopped, before its threads are let go.
+    struct KillOnFailure {
+        const std::vector<Ready>& ready;
+        bool armed = true;
+        ~KillOnFailure() {
+            if (armed)
+                for (const auto& r : ready) kill(r.outer, SIGKILL);
+        }
+    } guard{ready};
     for (const auto& image : tree.tasks) {
         if (image.task.state == static_cast<uint32_t>(TaskState::Zombie)) continue;
         auto it = std::find_if(ready.begin(), ready.end(), [&](const Ready& r) { return r.pid == image.task.pid; });
@@ -292,6 +302,7 @@ void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_f
     // Stage 5: everyone goes at once.
     for (auto& t : tasks)
         for (auto& th : t->threads()) th.enter_restarted_call();
+    guard.armed = false;
     for (auto& t : tasks)
         for (auto& th : t->threads()) th.detach();
 }

@@ -34,6 +34,22 @@ UniqueFd try_connect(const std::string& path) {
     return fd;
 }
 
+// Runtime directories of launchers that were killed (SIGKILL) and could not
+// clean up: theirs is a socket nobody answers on.
+void remove_stale_runtime_dirs() {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/tmp", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (!name.starts_with("ckpt-run.")) continue;
+        struct stat st {};
+        if (lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) continue;
+        const std::string sock = entry.path().string() + "/control.sock";
+        if (try_connect(sock).valid()) continue;
+        unlink(sock.c_str());
+        rmdir(entry.path().c_str());
+    }
+}
+
 }  // namespace
 
 std::optional<std::string> Connection::read_line() {
@@ -53,7 +69,10 @@ std::optional<std::string> Connection::read_line() {
 }
 
 bool Connection::send_line(const std::string& line) {
-    std::string data = line + "\n";
+    std::string data = line;
+    for (char& ch : data)
+        if (ch == '\n') ch = ' ';  // one message, one line
+    data += "\n";
     const char* p = data.data();
     size_t left = data.size();
     while (left > 0) {
@@ -67,9 +86,11 @@ bool Connection::send_line(const std::string& line) {
 }
 
 Server::Server(const std::string& ckpt_dir) : ckpt_dir_(ckpt_dir) {
-    std::string published;
-    if (agent::try_read_text_file(control_file(ckpt_dir), published) && try_connect(published).valid())
-        fail("another ckpt-run is already running with --ckpt-dir " + ckpt_dir);
+    // Held as long as this job runs: two launchers started at once on one
+    // directory cannot both pass.
+    lock_.emplace(control_file(ckpt_dir) + ".lock", false);
+    if (!lock_->held()) fail("another ckpt-run is already running with --ckpt-dir " + ckpt_dir);
+    remove_stale_runtime_dirs();
     char templ[] = "/tmp/ckpt-run.XXXXXX";
     if (!mkdtemp(templ)) fail_errno("cannot create a private runtime directory");
     runtime_dir_ = templ;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "agent/sys.hpp"
+#include "image/checkpoint_dir.hpp"
 
 #include <optional>
 #include <string>
@@ -38,6 +39,7 @@ public:
 
 private:
     std::string ckpt_dir_, runtime_dir_, socket_path_;
+    std::optional<image::FileLock> lock_;
     agent::UniqueFd listen_;
 };
 

@@ -29,6 +29,11 @@ std::string last_error() {
     // which API step failed.
     std::string text = messages.front();
     if (messages.size() > 1 && messages.back() != messages.front()) text += " (" + messages.back() + ")";
+    // HDF5 puts ctime() output, with its newline, into some messages:
+    // errors are reported as one line.
+    for (char& c : text)
+        if (c == '\n' || c == '\r') c = ' ';
+    while (!text.empty() && text.back() == ' ') text.pop_back();
     return text;
 }
 
