@@ -316,18 +316,25 @@ bool Launcher::checkpoint(bool stop, control::Connection* client) {
         RankWriter writer(pending.rank_path(0), header, pages);
         dump_tree(tree, writer, getpid(), DumpProgress{progress});
         const int64_t dump_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - frozen).count();
+        // Everything is read: the program goes on while the image is
+        // verified, synced and committed (a commit that fails after this
+        // costs the program nothing). With --stop it stays frozen until
+        // the commit and is killed after it.
+        double paused = 0;
+        if (!stop) {
+            tree.thaw();
+            paused = seconds_since(frozen);
+        }
         progress("writing and verifying the image");
         RankSummary s = writer.finish(dump_ns);
         const ManifestRankRecord row = manifest_row(writer.header(), s, dump_ns);
         const int64_t total_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
         const std::string path = pending.commit(options_.job_id, total_ns, {row});
         if (stop) {
+            paused = seconds_since(frozen);
             tree.kill_all();
             stopped_ = true;
-        } else {
-            tree.thaw();
         }
-        const double paused = seconds_since(frozen);
         dir_.apply_retention(options_.keep);
         char buf[512];
         snprintf(buf, sizeof buf, "checkpoint %s committed: %u process(es), %u thread(s), %s stored in %.3f s (%.0f MB/s), paused %.3f s%s",
