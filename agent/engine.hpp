@@ -83,14 +83,6 @@ struct TreeImage {
     std::string path;
     std::vector<TaskImage> tasks;  // parents before children; zombies included
     std::vector<FileRecord> files;
-    // Where each open file description was first seen, to recognise it
-    // (kcmp) through other descriptors and processes.
-    struct FileRep {
-        pid_t pid;
-        int fd;
-        ObjectKey key;
-    };
-    std::map<uint64_t, FileRep> file_reps;
     std::vector<PipeRecord> pipes;
     std::vector<uint8_t> pipe_data;
     std::vector<ShmemRecord> shmem;
