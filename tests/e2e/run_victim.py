@@ -24,6 +24,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import staging  # noqa: E402
+
 TIMEOUT = 60
 
 
@@ -83,10 +86,14 @@ def main():
 
     user = []
     work = tempfile.mkdtemp(prefix="ckpt-victim-")
+    staged = None
     if a.user:
         pw = pwd.getpwnam(a.user)
         os.chown(work, pw.pw_uid, pw.pw_gid)
         user = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
+        rel_victim = os.path.relpath(a.victim, a.bin)
+        staged = staging.stage(a.bin, [rel_victim])
+        a.bin, a.victim = staged, os.path.join(staged, rel_victim)
     ckpt = os.path.join(work, "ckpt")
     go = os.path.join(work, "go")
     env = dict(os.environ, CKPT_TEST_GO=go)
@@ -134,6 +141,8 @@ def main():
                 p.wait()
         log.close()
         shutil.rmtree(work, ignore_errors=True)
+        if staged:
+            shutil.rmtree(staged, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -209,6 +209,9 @@ def app_args(name, wdir):
     return [os.path.join(wdir, o) for o in outputs], outputs
 
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import staging  # noqa: E402
+
 class Harness:
     def __init__(self, a):
         self.bin = os.path.abspath(a.bin)
@@ -216,6 +219,7 @@ class Harness:
         self.user = []
         self.user_name = a.user
         self.uid = None
+        self.staged = None
         self.work = tempfile.mkdtemp(prefix="ckpt-apps-")
         os.chmod(self.work, 0o755)
         self.logs = os.path.join(self.work, "logs")
@@ -224,6 +228,8 @@ class Harness:
             pw = pwd.getpwnam(a.user)
             self.uid, self.gid = pw.pw_uid, pw.pw_gid
             self.user = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
+            self.bin = staging.stage(self.bin, ["tests/e2e/apps"])
+            self.staged = self.bin
         self.env = dict(os.environ)
         self.runs = []
         self.refs = {}
@@ -392,6 +398,8 @@ class Harness:
                 shutil.rmtree(d, ignore_errors=True)
         if remove:
             shutil.rmtree(self.work, ignore_errors=True)
+        if self.staged:
+            shutil.rmtree(self.staged, ignore_errors=True)
 
 
 # ---- comparisons -------------------------------------------------------------
