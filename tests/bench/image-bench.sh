@@ -110,13 +110,14 @@ cat "$WORK/section.md"
 
 if [[ ${NO_DOCS:-0} != 1 ]]; then
     [[ -f $DOC ]] || printf '# Benchmarks\n\nMeasured figures. Each section names the command that reproduces it.\n\n' >"$DOC"
+    # Replaces this section (up to the next "## " heading) or appends it.
     awk -v section="$SECTION" -v file="$WORK/section.md" '
         function insert(  line) { while ((getline line < file) > 0) print line; print ""; done = 1 }
         $0 == section { insert(); skip = 1; next }
         skip && /^## / { skip = 0 }
-        !skip { print }
-        END { if (!done) { print ""; insert() } }
-    ' "$DOC" | cat -s >"$WORK/doc.md"
+        !skip { print; blank = ($0 == "") }
+        END { if (!done) { if (!blank) print ""; insert() } }
+    ' "$DOC" >"$WORK/doc.md"
     cp "$WORK/doc.md" "$DOC"
     echo "image-bench: wrote \"$SECTION\" in $DOC" >&2
 fi
