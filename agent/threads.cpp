@@ -19,8 +19,6 @@ namespace {
 
 static_assert(sizeof(user_regs_struct) == kUserRegsWords * 8);
 
-bool interrupted_syscall(const user_regs_struct& r) { return is_interrupted_call(r); }
-
 uint64_t hex_field(pid_t pid, pid_t tid, const std::string& name) {
     std::string text;
     try_read_text_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status", text);
@@ -45,7 +43,7 @@ void dump_threads(Task& task, hid_t task_group) {
         rec.gs_base = regs.gs_base;
         rec.sigmask = t.signal_mask();
         rec.sigpending = hex_field(task.outer(), t.tid(), "SigPnd");
-        if (interrupted_syscall(regs)) {
+        if (is_interrupted_call(regs)) {
             rec.state = 1;
             rec.syscall_nr = static_cast<int64_t>(regs.orig_rax);
         }
