@@ -188,10 +188,10 @@ std::vector<FieldDescription> describe_fields() {
     return out;
 }
 
+// Rows in the memory layout of compound_type<Rec>(false). String fields
+// point into `rows`, which must outlive the result.
 template <class Rec>
-void write_table(hid_t loc, const std::string& name, const std::vector<Rec>& rows) {
-    const std::string file = h5::file_name(loc);
-    const std::string where = h5::object_path(loc) + "/" + name;
+std::vector<uint8_t> pack_rows(const std::vector<Rec>& rows) {
     const size_t row_size = detail::packed_row_size<Rec>();
     std::vector<uint8_t> packed(row_size * rows.size());
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -202,6 +202,14 @@ void write_table(hid_t loc, const std::string& name, const std::vector<Rec>& row
             offset += Traits::packed_size;
         });
     }
+    return packed;
+}
+
+template <class Rec>
+void write_table(hid_t loc, const std::string& name, const std::vector<Rec>& rows) {
+    const std::string file = h5::file_name(loc);
+    const std::string where = h5::object_path(loc) + "/" + name;
+    const std::vector<uint8_t> packed = pack_rows(rows);
     h5::Hid file_type = detail::compound_type<Rec>(true);
     h5::Hid mem_type = detail::compound_type<Rec>(false);
     hsize_t dims[1] = {rows.size()};

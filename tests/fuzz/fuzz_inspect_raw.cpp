@@ -26,6 +26,7 @@
 // files unless FUZZ_RAW_SECONDS is set, and then with -detect_leaks=0.
 #include "image/h5.hpp"
 #include "image/inspect.hpp"
+#include "fuzz_scratch.hpp"
 
 #include <hdf5.h>
 #include <signal.h>
@@ -52,29 +53,6 @@ fs::path g_ckpt_dir;   // <root>/ckpt (manifest.h5 + rank-00000.h5)
 void remove_scratch() {
     std::error_code ec;
     if (!g_root.empty()) fs::remove_all(g_root, ec);
-}
-
-// A scratch directory per process, named after the pid: a fuzzer that dies
-// of a crash cannot clean up, so each start removes the directories of
-// fuzzer processes that no longer exist. FUZZ_TMPDIR overrides /dev/shm.
-fs::path make_scratch(const char* tag) {
-    std::string base = "/dev/shm";
-    if (const char* t = getenv("FUZZ_TMPDIR")) base = t;
-    if (access(base.c_str(), W_OK) != 0) base = fs::temp_directory_path().string();
-    const std::string prefix = std::string("ckpt-fuzz-") + tag + "-";
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(base, ec)) {
-        const std::string name = e.path().filename().string();
-        if (!name.starts_with(prefix)) continue;
-        const long pid = strtol(name.c_str() + prefix.size(), nullptr, 10);
-        if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
-    }
-    std::string templ = base + "/" + prefix + std::to_string(getpid()) + "-XXXXXX";
-    if (!mkdtemp(templ.data())) {
-        perror("mkdtemp");
-        abort();
-    }
-    return templ;
 }
 
 void write_file(const fs::path& path, const uint8_t* data, size_t size) {
@@ -106,7 +84,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     // ASan that is an mmap, page faults and munmap per table read. Keeping
     // freed blocks (up to a bound) makes the target about three times faster.
     H5set_free_list_limits(16 << 20, 4 << 20, 16 << 20, 4 << 20, 64 << 20, 16 << 20);
-    g_root = make_scratch("raw");
+    g_root = ckpt::fuzz::make_scratch("raw");
     atexit(remove_scratch);
     fs::create_directories(g_root / "single");
     fs::create_directories(g_root / "ckpt");

@@ -36,6 +36,7 @@
 #include "image/compression.hpp"
 #include "image/h5.hpp"
 #include "image/inspect.hpp"
+#include "fuzz_scratch.hpp"
 #include "image/rank_image.hpp"
 #include "image/schema.hpp"
 #include "image/synthetic.hpp"
@@ -117,29 +118,6 @@ void remove_scratch() {
 [[noreturn]] void die(const std::string& what) {
     fprintf(stderr, "fuzz_inspect_struct: %s\n", what.c_str());
     abort();
-}
-
-// A scratch directory per process, named after the pid: a fuzzer that dies
-// of a crash cannot clean up, so each start removes the directories of
-// fuzzer processes that no longer exist. FUZZ_TMPDIR overrides /dev/shm.
-fs::path make_scratch(const char* tag) {
-    std::string base = "/dev/shm";
-    if (const char* t = getenv("FUZZ_TMPDIR")) base = t;
-    if (access(base.c_str(), W_OK) != 0) base = fs::temp_directory_path().string();
-    const std::string prefix = std::string("ckpt-fuzz-") + tag + "-";
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(base, ec)) {
-        const std::string name = e.path().filename().string();
-        if (!name.starts_with(prefix)) continue;
-        const long pid = strtol(name.c_str() + prefix.size(), nullptr, 10);
-        if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
-    }
-    std::string templ = base + "/" + prefix + std::to_string(getpid()) + "-XXXXXX";
-    if (!mkdtemp(templ.data())) {
-        perror("mkdtemp");
-        abort();
-    }
-    return templ;
 }
 
 std::string slurp(const fs::path& p) {
@@ -407,16 +385,7 @@ bool read_rows(hid_t dset, std::vector<Rec>& rows) {
 // Writes rows over an existing table of the same row count.
 template <class Rec>
 bool write_rows(hid_t dset, const std::vector<Rec>& rows) {
-    const size_t row_size = detail::packed_row_size<Rec>();
-    std::vector<uint8_t> packed(row_size * rows.size());
-    for (size_t i = 0; i < rows.size(); ++i) {
-        size_t offset = 0;
-        detail::for_each_field<Rec>([&](const auto& f) {
-            using Traits = detail::FieldTraits<decltype(detail::field_member_type(f))>;
-            Traits::pack(packed.data() + i * row_size + offset, rows[i].*(f.member));
-            offset += Traits::packed_size;
-        });
-    }
+    const std::vector<uint8_t> packed = pack_rows(rows);
     h5::Hid mem_type = detail::compound_type<Rec>(false);
     return rows.empty() || H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, packed.data()) >= 0;
 }
@@ -1049,7 +1018,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     // freed blocks (up to a bound) makes the target about three times faster.
     H5set_free_list_limits(16 << 20, 4 << 20, 16 << 20, 4 << 20, 64 << 20, 16 << 20);
     g_verbose = getenv("FUZZ_VERBOSE") != nullptr;
-    g_root = make_scratch("struct");
+    g_root = ckpt::fuzz::make_scratch("struct");
     atexit(remove_scratch);
     g_templates[0] = make_template(g_root / "plain", Compression::None);
     g_templates[1] = make_template(g_root / "zstd", Compression::Zstd);
