@@ -52,7 +52,7 @@ uint64_t find_syscall_insn(Task& task) {
 
 }  // namespace
 
-FrozenTree::FrozenTree(pid_t init_outer, JobCgroup* cgroup) : init_(init_outer) {
+FrozenTree::FrozenTree(pid_t init_outer, JobCgroup* cgroup, RestartOrigins& origins) : init_(init_outer), origins_(origins) {
     const uint64_t pidns = ns_inode(init_outer, "pid");
     std::map<pid_t, std::unique_ptr<Task>> live;
     std::set<pid_t> zombies;
@@ -116,6 +116,14 @@ FrozenTree::FrozenTree(pid_t init_outer, JobCgroup* cgroup) : init_(init_outer) 
     };
     for (int round = 0; pass(); ++round)
         if (round > 1000) fail("the process tree keeps changing; cannot freeze it");
+    std::vector<pid_t> seized;
+    for (auto& [pid, task] : live)
+        for (auto& t : task->threads()) {
+            seized.push_back(t.tid());
+            if (!in_restart_syscall(t.stop_regs())) continue;
+            if (auto nr = origins_.find(t.tid(), t.stop_regs())) t.recall_call(*nr);
+        }
+    origins_.keep_only(seized);
     // Leader first in every task; parents before children in the tree.
     std::map<pid_t, int32_t> inner;  // outer -> inner
     inner[init_outer] = 1;
@@ -191,6 +199,8 @@ FrozenTree::FrozenTree(pid_t init_outer, JobCgroup* cgroup) : init_(init_outer) 
 FrozenTree::~FrozenTree() { thaw(); }
 
 void FrozenTree::thaw() {
+    for (auto& t : tasks_)
+        for (auto& th : t->threads()) origins_.note(th.tid(), th.stop_regs());
     for (auto& t : tasks_)
         for (auto& th : t->threads()) {
             try {

@@ -21,7 +21,9 @@ public:
     // namespace. With a cgroup, the job is frozen meanwhile so that nothing
     // can fork; without (or if freezing fails), passes repeat until no new
     // task or thread appears.
-    FrozenTree(pid_t init_outer, JobCgroup* cgroup);
+    // Threads found inside restart_syscall get their original call back
+    // from `origins`; thaw() notes there the calls it lets threads resume.
+    FrozenTree(pid_t init_outer, JobCgroup* cgroup, RestartOrigins& origins);
     FrozenTree(const FrozenTree&) = delete;
     FrozenTree& operator=(const FrozenTree&) = delete;
     ~FrozenTree();
@@ -37,6 +39,7 @@ public:
 
 private:
     pid_t init_;
+    RestartOrigins& origins_;
     std::string method_ = "ptrace";
     std::vector<std::unique_ptr<Task>> tasks_;  // live tasks, parents first
     std::vector<TaskRecord> records_;           // every task, zombies too, parents first

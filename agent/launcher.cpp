@@ -157,8 +157,9 @@ private:
 
     LaunchOptions options_;
     CheckpointDir dir_;
-    std::unique_ptr<JobCgroup> cgroup_;
-    UniqueFd status_read_;  // the program's wait status arrives here  // freezer of the job, when one can be made
+    std::unique_ptr<JobCgroup> cgroup_;  // freezer of the job, when one can be made
+    UniqueFd status_read_;               // the program's wait status arrives here
+    RestartOrigins restart_origins_;
     pid_t helper_ = 0;  // parent of init, child of the launcher
     pid_t init_ = 0;
     bool stopped_ = false;
@@ -284,7 +285,7 @@ void Launcher::restore_from(const std::string& rank_file) {
     });
     theirs.reset();
     try {
-        transform_tree(tree, reader, mine.get(), [&](const std::string& p) { say(p, 2); });
+        transform_tree(tree, reader, mine.get(), restart_origins_, [&](const std::string& p) { say(p, 2); });
     } catch (...) {
         kill(init_, SIGKILL);
         waitpid(helper_, nullptr, 0);
@@ -304,7 +305,7 @@ bool Launcher::checkpoint(bool stop, control::Connection* client) {
     const auto start = Clock::now();
     try {
         progress("freezing the process tree");
-        FrozenTree tree(init_, cgroup_.get());
+        FrozenTree tree(init_, cgroup_.get(), restart_origins_);
         progress("frozen with " + tree.method() + ": " + std::to_string(tree.records().size()) + " process(es)");
         const auto frozen = Clock::now();
         PendingCheckpoint pending = dir_.begin();
@@ -411,10 +412,9 @@ int Launcher::run() {
         if (fds[1].revents & POLLIN) {
             signalfd_siginfo si{};
             if (read(signals.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) kill(init_, static_cast<int>(si.ssi_signo));
-            if (waitpid(helper_, nullptr, WNOHANG) == helper_) {
-                // init died without reporting (killed from outside).
-                break;
-            }
+            // The job's end is seen on the status pipe alone: it holds init's
+            // report, or reaches end of file when init died without one.
+            // (SIGCHLD also comes from tracees and may precede the report.)
         }
         if (fds[0].revents & POLLIN) {
             if (auto client = server.accept()) {

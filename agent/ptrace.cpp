@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace ckpt::agent {
@@ -31,16 +32,24 @@ bool is_interrupted_call(const user_regs_struct& r) {
     return restart_interrupted_call(r, true).rip != r.rip;
 }
 
+namespace {
+constexpr long kErestartSys = -512, kErestartNoIntr = -513, kErestartNoHand = -514, kErestartRestartBlock = -516;
+}  // namespace
+
+bool in_restart_syscall(const user_regs_struct& r) {
+    return r.orig_rax == SYS_restart_syscall && static_cast<long>(r.rax) == kErestartRestartBlock;
+}
+
 user_regs_struct restart_interrupted_call(user_regs_struct r, bool same_process) {
-    constexpr long kErestartSys = -512, kErestartNoIntr = -513, kErestartNoHand = -514, kErestartRestartBlock = -516;
-    constexpr uint64_t kRestartSyscall = 219;  // __NR_restart_syscall
     const long ax = static_cast<long>(r.rax);
     if (static_cast<long>(r.orig_rax) >= 0) {
         if (ax == kErestartSys || ax == kErestartNoIntr || ax == kErestartNoHand) {
             r.rax = r.orig_rax;
             r.rip -= 2;  // back onto the syscall instruction
+        } else if (ax == kErestartRestartBlock && !same_process && r.orig_rax == SYS_restart_syscall) {
+            r.rax = static_cast<uint64_t>(-EINTR);  // what restart_syscall without its block returns
         } else if (ax == kErestartRestartBlock) {
-            r.rax = same_process ? kRestartSyscall : r.orig_rax;
+            r.rax = same_process ? SYS_restart_syscall : r.orig_rax;
             r.rip -= 2;
         } else if (ax == -EINTR && (r.orig_rax == SYS_epoll_wait || r.orig_rax == SYS_epoll_pwait || r.orig_rax == SYS_epoll_pwait2)) {
             // epoll_wait fails with EINTR when its thread is merely stopped
@@ -64,7 +73,8 @@ Tracee::Tracee(Tracee&& o) noexcept
     : tid_(o.tid_),
       attached_(std::exchange(o.attached_, false)),
       restart_pending_(std::exchange(o.restart_pending_, false)),
-      stopped_(std::exchange(o.stopped_, false)) {}
+      stopped_(std::exchange(o.stopped_, false)),
+      stop_regs_(o.stop_regs_) {}
 
 Tracee& Tracee::operator=(Tracee&& o) noexcept {
     if (this != &o) {
@@ -73,6 +83,7 @@ Tracee& Tracee::operator=(Tracee&& o) noexcept {
         attached_ = std::exchange(o.attached_, false);
         restart_pending_ = std::exchange(o.restart_pending_, false);
         stopped_ = std::exchange(o.stopped_, false);
+        stop_regs_ = o.stop_regs_;
     }
     return *this;
 }
@@ -120,6 +131,7 @@ void Tracee::wait_interrupted() {
         const int event = status >> 16;
         if (event == PTRACE_EVENT_STOP) {
             stopped_ = true;
+            stop_regs_ = regs();
             return;
         }
         const int sig = WSTOPSIG(status);
@@ -135,9 +147,13 @@ void Tracee::wait_interrupted() {
     }
 }
 
-void Tracee::set_regs_restarting(const user_regs_struct& r, bool restarting) {
-    set_regs(r);
-    restart_pending_ = restarting;
+void Tracee::resume_interrupted_call(const user_regs_struct& interrupted, bool same_process) {
+    set_regs(restart_interrupted_call(interrupted, same_process));
+    // Detaching wakes the thread once. A call the kernel restarts after a
+    // mere wakeup (ERESTART*) is entered before the release; one that would
+    // fail with EINTR instead (epoll_wait) is entered after it.
+    const bool restarted_by_kernel = is_interrupted_call(interrupted) && static_cast<long>(interrupted.rax) != -EINTR;
+    restart_pending_ = restart_pending_ || restarted_by_kernel;
 }
 
 void Tracee::enter_restarted_call() {
@@ -148,8 +164,14 @@ void Tracee::enter_restarted_call() {
 
 void Tracee::detach(int sig) {
     if (!attached_) return;
-    if (ptrace(PTRACE_DETACH, tid_, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0)
-        fail_errno("cannot detach from " + who(tid_));
+    if (ptrace(PTRACE_DETACH, tid_, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0) {
+        if (errno != ESRCH) fail_errno("cannot detach from " + who(tid_));
+        // Only SIGKILL takes a thread out of a ptrace stop: it is dying,
+        // and its exit is ours to collect.
+        int status = 0;
+        while (waitpid(tid_, &status, __WALL) == tid_ && !WIFEXITED(status) && !WIFSIGNALED(status)) {
+        }
+    }
     attached_ = false;
 }
 
@@ -243,8 +265,25 @@ long Tracee::syscall(uint64_t insn, long nr, std::initializer_list<uint64_t> arg
     set_signal_mask(saved_mask);
     // The thread now resumes from this call's exit stop, where the kernel
     // does not restart the call it had interrupted: do it here.
-    if (!keep_regs) set_regs_restarting(restart_interrupted_call(saved, true), is_interrupted_call(saved));
+    // (After the first injected call the registers are already rewritten
+    // and this changes nothing.)
+    if (!keep_regs) resume_interrupted_call(saved, true);
     return result;
+}
+
+void RestartOrigins::note(pid_t tid, const user_regs_struct& regs) {
+    if (static_cast<long>(regs.rax) == kErestartRestartBlock && !in_restart_syscall(regs))
+        origins_[tid] = {regs.rip, regs.orig_rax};
+}
+
+std::optional<uint64_t> RestartOrigins::find(pid_t tid, const user_regs_struct& regs) const {
+    auto it = origins_.find(tid);
+    if (it == origins_.end() || it->second.rip != regs.rip) return std::nullopt;
+    return it->second.nr;
+}
+
+void RestartOrigins::keep_only(const std::vector<pid_t>& alive) {
+    std::erase_if(origins_, [&](const auto& entry) { return std::find(alive.begin(), alive.end(), entry.first) == alive.end(); });
 }
 
 }  // namespace ckpt::agent

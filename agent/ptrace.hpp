@@ -8,6 +8,7 @@
 #include <sys/user.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,12 @@ public:
 
     pid_t tid() const { return tid_; }
     bool stopped() const { return stopped_; }
+    // Registers at the interrupt stop, before any call was injected: the
+    // thread's state to save. orig_rax may be corrected by recall_call().
+    const user_regs_struct& stop_regs() const { return stop_regs_; }
+    // The thread was stopped inside restart_syscall: nr is the call it
+    // continues (see RestartOrigins).
+    void recall_call(uint64_t nr) { stop_regs_.orig_rax = nr; }
     // PTRACE_INTERRUPT and wait for the stop. Signals that arrive meanwhile
     // are delivered (a checkpoint is taken after them). Throws when the
     // thread died.
@@ -41,22 +48,24 @@ public:
     // Waits for the next stop of an attached thread (e.g. a new thread's
     // first stop, or a group stop after seizing a stopped task).
     int wait_stop();
-    // Lets a thread marked by set_regs_restarting enter its call, where it
+    // Lets a thread marked by resume_interrupted_call enter its call, where it
     // stops again (at the call's entry). Done for every thread of a job
     // before any is released: then no signal can slip in between.
     void enter_restarted_call();
-    // Leaves the thread running; sig is delivered when non-zero.
+    // Leaves the thread running; sig is delivered when non-zero. A thread
+    // that died meanwhile (another thread ended the process) is reaped.
     void detach(int sig = 0);
     // Forget the thread without detaching (it exited).
     void abandon() { attached_ = false; }
 
     user_regs_struct regs() const;
     void set_regs(const user_regs_struct& r) const;
-    // Sets registers that make the thread re-execute an interrupted system
-    // call (see restart_interrupted_call); detach() then first lets it enter
-    // that call, so that a signal sent to it afterwards interrupts the call
-    // as it would have interrupted the original one.
-    void set_regs_restarting(const user_regs_struct& r, bool restarting);
+    // Sets registers that make the thread re-execute the system call it was
+    // interrupted in (see restart_interrupted_call) and marks it for
+    // enter_restarted_call: a thread known to block in a call must be inside
+    // it again when released, so that a signal sent to it afterwards
+    // interrupts the call as it would have interrupted the original one.
+    void resume_interrupted_call(const user_regs_struct& interrupted, bool same_process);
     std::vector<uint8_t> xstate() const;
     void set_xstate(const std::vector<uint8_t>& x) const;
     uint64_t signal_mask() const;
@@ -85,6 +94,32 @@ private:
     bool attached_ = false;
     bool restart_pending_ = false;
     bool stopped_ = false;  // known to be in a ptrace stop
+    user_regs_struct stop_regs_{};
+};
+
+// A call the kernel resumes through its restart block (relative sleeps,
+// poll, futex waits with a timeout: ERESTART_RESTARTBLOCK) continues in
+// restart_syscall once it was interrupted without a handler, and from then
+// on its registers no longer say which call it is. Every release of a
+// thread into such a call (thaw after a checkpoint, release after a
+// restore, where detaching wakes the thread once) is noted here, so that a
+// later checkpoint of the same job can save the original call.
+class RestartOrigins {
+public:
+    // regs: the thread's registers inside the original call (orig_rax = nr).
+    void note(pid_t tid, const user_regs_struct& regs);
+    // The original call of a thread stopped inside restart_syscall at the
+    // same instruction, if this thread was released into one.
+    std::optional<uint64_t> find(pid_t tid, const user_regs_struct& regs) const;
+    // Forgets threads not in `alive` (their TIDs may be reused).
+    void keep_only(const std::vector<pid_t>& alive);
+
+private:
+    struct Origin {
+        uint64_t rip;
+        uint64_t nr;
+    };
+    std::map<pid_t, Origin> origins_;
 };
 
 std::string describe_wait_status(int status);
@@ -95,8 +130,11 @@ std::string describe_wait_status(int status);
 // kernel's restart will not happen: after calls were injected into the thread
 // (it then resumes from a syscall-exit stop), or in a restored process.
 // same_process: ERESTART_RESTARTBLOCK may use the kernel's restart block
-// (restart_syscall); a new process has none, so the original call runs again.
+// (restart_syscall); a new process has none, so the original call runs again
+// (restart_syscall itself, whose origin is unknown, then returns EINTR).
 user_regs_struct restart_interrupted_call(user_regs_struct regs, bool same_process);
 bool is_interrupted_call(const user_regs_struct& regs);
+// The thread was interrupted inside restart_syscall.
+bool in_restart_syscall(const user_regs_struct& regs);
 
 }  // namespace ckpt::agent

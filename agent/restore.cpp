@@ -268,7 +268,7 @@ int restore_fd_base(const TreeImage& tree) {
     return std::max(kRestoreFdBase, highest + 1);
 }
 
-void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd,
+void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd, RestartOrigins& origins,
                     const std::function<void(const std::string&)>& progress) {
     if (progress) progress("waiting for the restored processes");
     SharedFds fds;
@@ -276,6 +276,7 @@ void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_f
     auto ready = wait_ready(tree, ready_fd, fds);
     WorkerPool pool(std::max(1u, std::thread::hardware_concurrency()));
     std::vector<std::unique_ptr<Task>> tasks;
+    std::vector<const TaskImage*> images;
     // A half-restored process must never run: on failure every process is
     // killed while still stopped, before its threads are let go.
     struct KillOnFailure {
@@ -298,11 +299,18 @@ void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_f
         task->open_memory();
         transform(*task, image, reader, fds, pool);
         tasks.push_back(std::move(task));
+        images.push_back(&image);
     }
     // Stage 5: everyone goes at once.
     for (auto& t : tasks)
         for (auto& th : t->threads()) th.enter_restarted_call();
     guard.armed = false;
+    for (size_t i = 0; i < tasks.size(); ++i)
+        for (size_t j = 0; j < tasks[i]->threads().size(); ++j) {
+            user_regs_struct r{};
+            std::memcpy(&r, images[i]->threads[j].gpregs.data(), sizeof r);
+            origins.note(tasks[i]->threads()[j].tid(), r);
+        }
     for (auto& t : tasks)
         for (auto& th : t->threads()) th.detach();
 }

@@ -32,7 +32,8 @@ int32_t spawn_tree(const TreeImage& tree, const RankReader& reader, int ready_fd
 // Stages 4 and 5, in the tracer. ready_fd receives one message per live
 // process (SO_PASSCRED set). On failure throws; the caller kills the
 // namespace's init, which takes every half-restored process with it.
-void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd,
+// Calls the threads are released into are noted in `origins`.
+void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd, RestartOrigins& origins,
                     const std::function<void(const std::string&)>& progress);
 
 }  // namespace ckpt::agent

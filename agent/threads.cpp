@@ -37,7 +37,7 @@ void dump_threads(Task& task, hid_t task_group) {
         Tracee& t = task.threads()[i];
         ThreadRecord rec;
         rec.tid = task.inner_tids()[i];
-        const user_regs_struct regs = t.regs();
+        const user_regs_struct& regs = t.stop_regs();
         std::memcpy(rec.gpregs.data(), &regs, sizeof regs);
         rec.fs_base = regs.fs_base;
         rec.gs_base = regs.gs_base;
@@ -120,7 +120,7 @@ void set_final_state(Tracee& t, const TaskImage& image, size_t index) {
     user_regs_struct r{};
     std::memcpy(&r, rec.gpregs.data(), sizeof r);
     t.set_xstate(image.xsave[index]);
-    t.set_regs_restarting(restart_interrupted_call(r, false), is_interrupted_call(r));
+    t.resume_interrupted_call(r, false);
     t.set_signal_mask(rec.sigmask);
 }
 

@@ -35,7 +35,8 @@ UniqueFd try_connect(const std::string& path) {
 }
 
 // Runtime directories of launchers that were killed (SIGKILL) and could not
-// clean up: theirs is a socket nobody answers on.
+// clean up: theirs is a socket nobody answers on. (A directory gets its
+// "ckpt-run." name only once its socket listens: see Server.)
 void remove_stale_runtime_dirs() {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator("/tmp", ec)) {
@@ -91,14 +92,27 @@ Server::Server(const std::string& ckpt_dir) : ckpt_dir_(ckpt_dir) {
     lock_.emplace(control_file(ckpt_dir) + ".lock", false);
     if (!lock_->held()) fail("another ckpt-run is already running with --ckpt-dir " + ckpt_dir);
     remove_stale_runtime_dirs();
-    char templ[] = "/tmp/ckpt-run.XXXXXX";
+    // The socket listens before its directory takes the name other
+    // launchers sweep (remove_stale_runtime_dirs): a directory being set up
+    // must not look like one whose launcher died.
+    char templ[] = "/tmp/.ckpt-run-new.XXXXXX";
     if (!mkdtemp(templ)) fail_errno("cannot create a private runtime directory");
-    runtime_dir_ = templ;
-    socket_path_ = runtime_dir_ + "/control.sock";
+    const std::string staging = templ;
+    auto give_up = [&](const std::string& what) {
+        const int err = errno;
+        unlink((staging + "/control.sock").c_str());
+        rmdir(staging.c_str());
+        errno = err;
+        fail_errno(what);
+    };
     listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un a = address(socket_path_);
-    if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fail_errno("cannot bind " + socket_path_);
-    if (listen(listen_.get(), 16) != 0) fail_errno("cannot listen on " + socket_path_);
+    sockaddr_un a = address(staging + "/control.sock");
+    if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listen_.get(), 16) != 0)
+        give_up("cannot listen on " + staging + "/control.sock");
+    runtime_dir_ = "/tmp/ckpt-run." + staging.substr(staging.rfind('.') + 1);
+    if (renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, runtime_dir_.c_str(), RENAME_NOREPLACE) != 0)
+        give_up("cannot move " + staging + " to " + runtime_dir_);
+    socket_path_ = runtime_dir_ + "/control.sock";
     const std::string tmp = control_file(ckpt_dir) + ".tmp";
     {
         UniqueFd f(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

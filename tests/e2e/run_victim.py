@@ -77,7 +77,7 @@ def finish(proc, go, what):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="build directory")
-    ap.add_argument("--mode", choices=["stop", "continue", "twice", "native", "refuse"], default="stop")
+    ap.add_argument("--mode", choices=["stop", "continue", "continue-stop", "twice", "native", "refuse"], default="stop")
     ap.add_argument("--user", help="run everything as this unprivileged user")
     ap.add_argument("victim")
     a = ap.parse_args()
@@ -109,20 +109,31 @@ def main():
             p = start(run_cmd + [a.victim], env, work, user, log)
         procs.append(p)
         wait_ready(p, name)
-        if a.mode == "continue":
+
+        def stop_and_restore(p):
+            checkpoint(a.bin, ckpt, env, work, user, stop=True)
+            rc = p.wait(timeout=TIMEOUT)
+            if rc != 75:
+                raise Failure(f"ckpt-run ended with {rc} after checkpoint --stop, expected 75")
+            restored = start(restart_cmd, env, work, user, log)
+            procs.append(restored)
+            return restored
+
+        if a.mode in ("continue", "continue-stop"):
             checkpoint(a.bin, ckpt, env, work, user, stop=False)
+        if a.mode == "continue-stop":
+            # The program resumed in the same process after a checkpoint
+            # before the one it is restored from.
+            time.sleep(0.2)
+            p = stop_and_restore(p)
         elif a.mode == "refuse":
             checkpoint(a.bin, ckpt, env, work, user, stop=True, expect_refusal=True)
-        elif a.mode in ("stop", "twice"):
-            for round in range(2 if a.mode == "twice" else 1):
-                checkpoint(a.bin, ckpt, env, work, user, stop=True)
-                rc = p.wait(timeout=TIMEOUT)
-                if rc != 75:
-                    raise Failure(f"ckpt-run ended with {rc} after checkpoint --stop, expected 75")
-                p = start(restart_cmd, env, work, user, log)
-                procs.append(p)
-                if round == 0 and a.mode == "twice":
-                    time.sleep(0.2)  # let the restored copy run a little before checkpointing it again
+        elif a.mode == "stop":
+            p = stop_and_restore(p)
+        elif a.mode == "twice":
+            p = stop_and_restore(p)
+            time.sleep(0.2)  # let the restored copy run a little before checkpointing it again
+            p = stop_and_restore(p)
         finish(p, go, name)
         print(f"PASS {name} ({a.mode})")
         return 0
