@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     // HDF5 after its close failed; HDF5's own exit handler would then crash
     // flushing it. Every file that matters is closed explicitly.
     H5dont_atexit();
+    if (argc > 1 && std::string(argv[1]).starts_with("--role=")) return ckpt::agent::run_role(argc, argv);
     // Everything after "--" is the program and its arguments.
     std::vector<std::string> program;
     int own = argc;
@@ -39,7 +40,9 @@ int main(int argc, char** argv) {
         "compression", po::value<std::string>()->default_value("none"), "page compression: none or zstd")(
         "mpi", po::value<std::string>()->default_value("none"), "MPI support: none (the MPI layer is not built yet)")(
         "no-truncate", "on restore, do not cut files open for writing back to their checkpoint size")(
-        "job-id", po::value<std::string>()->default_value(""), "job id recorded in the checkpoints")(
+        "job-id", po::value<std::string>()->default_value(""), "the job's id (default: from mpirun or srun; every rank must agree)")(
+        "phase-timeout", po::value<unsigned>()->default_value(600), "seconds a checkpoint or restore phase may take before it is aborted")(
+        "connect-timeout", po::value<unsigned>()->default_value(120), "seconds for every rank of the job to join")(
         "quiet,q", "print errors only")("verbose,v", "print every phase");
     po::variables_map vm;
     try {
@@ -87,6 +90,8 @@ int main(int argc, char** argv) {
     o.compression = *compression;
     o.truncate_written = !vm.count("no-truncate");
     o.job_id = vm["job-id"].as<std::string>();
+    o.phase_timeout = std::max(1u, vm["phase-timeout"].as<unsigned>());
+    o.connect_timeout = std::max(1u, vm["connect-timeout"].as<unsigned>());
     o.verbosity = vm.count("quiet") ? 0 : vm.count("verbose") ? 2 : 1;
     try {
         return ckpt::agent::run_launcher(o);

@@ -9,6 +9,7 @@
 #include "agent/timers.hpp"
 #include "image/table.hpp"
 
+#include <linux/kcmp.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
@@ -16,6 +17,8 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <map>
 #include <set>
 #include <sstream>
@@ -48,6 +51,65 @@ uint64_t find_syscall_insn(Task& task) {
             if (code[i] == 0x0f && code[i + 1] == 0x05) return m.start + i;
     }
     fail("found no system call instruction in " + task.name());
+}
+
+// The task whose vfork() `parent` waits in: a child sharing its memory.
+Task* vfork_child(pid_t parent, const std::map<pid_t, std::unique_ptr<Task>>& live) {
+    for (const auto& [pid, task] : live) {
+        if (pid == parent || !task) continue;
+        StatFields st;
+        try {
+            st = read_stat(pid);
+        } catch (const EngineError&) {
+            continue;
+        }
+        if (st.ppid == parent && syscall(SYS_kcmp, parent, pid, KCMP_VM, 0, 0) == 0) return task.get();
+    }
+    return nullptr;
+}
+
+// Waits until every thread asked to stop has stopped. A parent inside
+// vfork() cannot stop until its child has exec'd or exited, and that child
+// is stopped too (dash runs every command through vfork): such a child is
+// let run to its exec, then asked to stop again once its parent is out.
+void wait_all_interrupted(const std::vector<Tracee*>& asked, const std::map<pid_t, std::unique_ptr<Task>>& live) {
+    std::vector<Tracee*> pending = asked;
+    std::vector<Tracee*> released;  // vfork children let go, to stop again
+    auto quiet_since = std::chrono::steady_clock::now();
+    int backoff_us = 50;
+    while (!pending.empty()) {
+        bool progress = false;
+        for (auto it = pending.begin(); it != pending.end();) {
+            if ((*it)->poll_interrupted(false)) {
+                it = pending.erase(it);
+                progress = true;
+            } else {
+                ++it;
+            }
+        }
+        if (progress) {
+            quiet_since = std::chrono::steady_clock::now();
+            backoff_us = 50;
+            // A parent that stopped has left vfork(): its child may stop now.
+            for (Tracee* child : released) {
+                child->request_interrupt();
+                pending.push_back(child);
+            }
+            released.clear();
+            continue;
+        }
+        if (std::chrono::steady_clock::now() - quiet_since > std::chrono::milliseconds(50)) {
+            for (Tracee* t : pending) {
+                Task* child = vfork_child(t->tid(), live);
+                if (!child || !child->leader().stopped()) continue;
+                child->leader().resume();
+                released.push_back(&child->leader());
+            }
+            quiet_since = std::chrono::steady_clock::now();
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(backoff_us));
+        backoff_us = std::min(backoff_us * 2, 2000);
+    }
 }
 
 }  // namespace
@@ -111,7 +173,7 @@ FrozenTree::FrozenTree(pid_t init_outer, JobCgroup* cgroup, RestartOrigins& orig
             cgroup->thaw();
             frozen = false;
         }
-        for (Tracee* t : asked) t->wait_interrupted();
+        wait_all_interrupted(asked, live);
         return changed;
     };
     for (int round = 0; pass(); ++round)

@@ -4,7 +4,10 @@
 #include "agent/dump.hpp"
 #include "agent/namespaces.hpp"
 #include "agent/restore.hpp"
-#include "coordinator/control.hpp"
+#include "agent/job_place.hpp"
+#include "agent/node_agent.hpp"
+#include "coordinator/coordinator.hpp"
+#include "coordinator/protocol.hpp"
 #include "image/checkpoint_dir.hpp"
 #include "image/error.hpp"
 #include "image/inspect.hpp"
@@ -23,6 +26,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <thread>
 
 namespace ckpt::agent {
 
@@ -133,64 +137,108 @@ void forward_to_main(int sig) {
 
 // ---- the launcher ---------------------------------------------------------------
 
+// Starts this same binary in another role (coordinator, node agent), ended
+// when the launcher dies. Its stdout is not the program's.
+pid_t spawn_role(const std::vector<std::string>& args) {
+    const pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) fail_errno("cannot fork");
+    if (pid > 0) return pid;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    std::cerr << "ckpt-run: cannot start " << args[1] << ": " << strerror(errno) << "\n";
+    _exit(127);
+}
+
 class Launcher {
 public:
-    explicit Launcher(const LaunchOptions& o) : options_(o), dir_(o.ckpt_dir) {}
+    explicit Launcher(const LaunchOptions& o) : options_(o) {}
 
     int run();
 
 private:
     void say(const std::string& line, int level = 1) const {
-        if (options_.verbosity >= level) std::cerr << "ckpt-run: " << line << std::endl;
+        if (options_.verbosity >= level) std::cerr << "ckpt-run" << rank_tag_ << ": " << line << std::endl;
     }
+    void start_job_services();
+    void join_job();
+    void register_rank();
     // Forks the helper that creates the job's namespaces and its init,
     // which runs `init_main`; sets init_ to init's pid.
     void fork_init(const std::optional<SavedClocks>& clocks, const std::function<void(int status_fd)>& init_main);
     void start_program();
-    void restore_program();
-    // Rank files to restore from, in order of preference.
-    std::vector<std::string> restart_candidates() const;
-    void restore_from(const std::string& rank_file);
-    // Takes a checkpoint; reports progress to `client` when there is one.
-    bool checkpoint(bool stop, control::Connection* client);
-    void serve(control::Connection client);
+    // The coordinated restart: RESTORE attempts until RELEASE (or FAIL).
+    void restore_program(int signals);
+    void prepare_restore(const std::string& checkpoint);
+    void discard_restore();
+    // Messages of a checkpoint round.
+    void on_job_message(const control::Message& m);
+    void freeze(uint64_t sequence);
+    void dump(uint64_t sequence, const std::string& dir, bool stop);
+    void report_failure(const char* key, int64_t value, const std::string& why, const char* kind = "engine");
 
     LaunchOptions options_;
-    CheckpointDir dir_;
+    JobPlace place_;
+    std::string rank_tag_;  // " (rank 3)" in a job of several ranks
+    control::Channel link_;  // to the node agent
+    bool linked_ = false;
     std::unique_ptr<JobCgroup> cgroup_;  // freezer of the job, when one can be made
     UniqueFd status_read_;               // the program's wait status arrives here
     RestartOrigins restart_origins_;
+    std::unique_ptr<FrozenTree> frozen_;
+    // A restore in progress: the image, and the tree stopped before release.
+    std::optional<TreeImage> restore_image_;
+    std::unique_ptr<RankReader> restore_reader_;
+    std::unique_ptr<RestoredTree> restored_;
+    std::vector<pid_t> services_;  // coordinator, node agent
     pid_t helper_ = 0;  // parent of init, child of the launcher
     pid_t init_ = 0;
     bool stopped_ = false;
-    bool busy_ = false;
 };
 
-std::vector<std::string> Launcher::restart_candidates() const {
-    auto rank_file_of = [](std::string path) {
-        std::error_code ec;
-        if (std::filesystem::is_directory(path, ec)) {
-            if (std::filesystem::exists(path + "/latest")) path += "/latest";
-            path += "/" + rank_file_name(0);
-        }
-        return path;
-    };
-    if (options_.restart != "auto") return {rank_file_of(options_.restart)};
-    // Newest first, skipping those whose structure and tables do not
-    // validate; page data is verified while it is restored, and a damaged
-    // one sends the restore on to the next candidate.
-    auto all = dir_.committed();
-    if (all.empty()) fail("no committed checkpoint in " + options_.ckpt_dir + " to restart from");
-    std::vector<std::string> out;
-    for (auto it = all.rbegin(); it != all.rend(); ++it) {
-        InspectReport report = inspect(it->path, false, 1);
-        if (report.error.empty())
-            out.push_back(rank_file_of(it->path));
-        else
-            say("checkpoint " + it->path + " is not usable (" + report.error + "); trying an older one", 0);
+void Launcher::start_job_services() {
+    const std::string self = "ckpt-run";
+    const std::string verbosity = std::to_string(options_.verbosity);
+    if (place_.rank == 0) {
+        std::vector<std::string> args = {self, "--role=coordinator", options_.ckpt_dir, place_.job_id, std::to_string(place_.size),
+                                          std::to_string(options_.keep), std::to_string(options_.interval_seconds),
+                                          options_.restart, std::to_string(options_.phase_timeout), verbosity};
+        services_.push_back(spawn_role(args));
     }
-    if (out.empty()) fail("no checkpoint in " + options_.ckpt_dir + " validates");
-    return out;
+    if (place_.local_rank == 0)
+        services_.push_back(spawn_role({self, "--role=agent", options_.ckpt_dir, place_.job_id, verbosity}));
+}
+
+// Registers with the node agent, which the node's local rank 0 starts.
+void Launcher::join_job() {
+    const std::string path = control::agent_socket_path(place_.job_id);
+    const auto deadline = Clock::now() + std::chrono::seconds(options_.connect_timeout);
+    UniqueFd fd;
+    while (!(fd = control::connect_unix(path)).valid()) {
+        for (pid_t s : services_)
+            if (waitpid(s, nullptr, WNOHANG) == s) fail("the job's coordinator or node agent could not start (see above)");
+        if (Clock::now() > deadline)
+            fail("no node agent of job " + place_.job_id + " answered within " + std::to_string(options_.connect_timeout) + " s at " + path +
+                 " (it is started by the node's local rank 0)");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    link_ = control::Channel(std::move(fd));
+    linked_ = true;
+}
+
+// Once registered, the rank may be asked to freeze: a new program must
+// have started by then.
+void Launcher::register_rank() {
+    control::Message reg("REGISTER");
+    reg.set("rank", place_.rank).set("pid", getpid());
+    if (!link_.send(reg)) fail("the node agent of job " + place_.job_id + " went away");
 }
 
 // launcher -> helper -> init -> program, each killed when its parent dies:
@@ -210,6 +258,7 @@ void Launcher::fork_init(const std::optional<SavedClocks>& clocks, const std::fu
     if (helper_ == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != launcher) _exit(1);
+        link_ = control::Channel();  // the job's link stays the launcher's
         try {
             if (cgroup_) cgroup_->join_self();
             unshare_job_namespaces(clocks);
@@ -250,24 +299,20 @@ void Launcher::start_program() {
     fork_init(std::nullopt, [&](int status_fd) { init_launch(options_.argv, status_fd); });
 }
 
-void Launcher::restore_program() {
-    const auto candidates = restart_candidates();
-    for (size_t i = 0; i < candidates.size(); ++i) {
-        try {
-            restore_from(candidates[i]);
-            return;
-        } catch (const ImageError& e) {
-            if (i + 1 == candidates.size()) throw;
-            say(std::string("cannot restore from a damaged image (") + e.what() + "); trying an older checkpoint", 0);
-        }
-    }
+void Launcher::report_failure(const char* key, int64_t value, const std::string& why, const char* kind) {
+    control::Message m("FAILED");
+    m.set(key, value).set("text", why).set("kind", kind);
+    link_.send(m);
 }
 
-void Launcher::restore_from(const std::string& rank_file) {
+void Launcher::prepare_restore(const std::string& checkpoint) {
     const auto start = Clock::now();
+    const std::string rank_file = checkpoint + "/" + rank_file_name(place_.rank);
     say("restoring from " + rank_file);
-    RankReader reader(rank_file);
-    const TreeImage tree = load_tree(reader);
+    restore_reader_ = std::make_unique<RankReader>(rank_file);
+    restore_image_ = load_tree(*restore_reader_);
+    const TreeImage& tree = *restore_image_;
+    const RankReader& reader = *restore_reader_;
     SavedClocks clocks;
     for (const auto& t : tree.tasks)
         if (t.task.state != static_cast<uint32_t>(TaskState::Zombie)) {
@@ -284,98 +329,154 @@ void Launcher::restore_from(const std::string& rank_file) {
         init_restore(tree, reader, theirs.release(), status_fd, FileOptions{options_.truncate_written});
     });
     theirs.reset();
-    try {
-        transform_tree(tree, reader, mine.get(), restart_origins_, [&](const std::string& p) { say(p, 2); });
-    } catch (...) {
+    restored_ = transform_tree(tree, reader, mine.get(), [&](const std::string& p) { say(p, 2); });
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.3f s", seconds_since(start));
+    say("restored " + std::to_string(tree.tasks.size()) + " process(es) in " + buf + "; waiting for the other ranks", 2);
+}
+
+// Kills a restore that may not go on, and everything it created.
+void Launcher::discard_restore() {
+    restored_.reset();
+    if (init_ > 0) {
         kill(init_, SIGKILL);
         waitpid(helper_, nullptr, 0);
         init_ = 0;
-        throw;
     }
-    char buf[64];
-    snprintf(buf, sizeof buf, "%.3f s", seconds_since(start));
-    say("restored " + std::to_string(tree.tasks.size()) + " process(es) in " + buf);
+    status_read_.reset();
+    restore_reader_.reset();
+    restore_image_.reset();
 }
 
-bool Launcher::checkpoint(bool stop, control::Connection* client) {
-    auto progress = [&](const std::string& line) {
-        say(line, 2);
-        if (client) client->send_line("progress " + line);
-    };
+void Launcher::restore_program(int signals) {
+    for (;;) {
+        pollfd fds[2] = {{link_.fd(), POLLIN, 0}, {signals, POLLIN, 0}};
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            fail_errno("poll");
+        }
+        if (fds[1].revents & POLLIN) {
+            signalfd_siginfo si{};
+            if (read(signals, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) {
+                discard_restore();
+                fail(std::string("restart interrupted by ") + strsignal(static_cast<int>(si.ssi_signo)));
+            }
+        }
+        if (!fds[0].revents) continue;
+        const bool open = link_.fill();
+        while (auto m = link_.buffered()) {
+            if (m->verb == "RESTORE") {
+                const int64_t attempt = m->number("attempt");
+                discard_restore();
+                try {
+                    prepare_restore(m->get("path"));
+                    link_.send(control::Message("RESTORED").set("attempt", attempt));
+                } catch (const ImageError& e) {
+                    discard_restore();
+                    report_failure("attempt", attempt, e.what(), "image");
+                } catch (const std::exception& e) {
+                    discard_restore();
+                    report_failure("attempt", attempt, e.what());
+                }
+            } else if (m->verb == "ABORT") {
+                discard_restore();
+            } else if (m->verb == "RELEASE") {
+                if (!restored_) fail("the coordinator released a restore this rank does not have");
+                restored_->release(restart_origins_);
+                restored_.reset();
+                say("resumed from the checkpoint together with every rank", 2);
+                return;
+            } else if (m->verb == "FAIL" || m->verb == "DETACHED") {
+                discard_restore();
+                fail(m->get("text"));
+            }
+        }
+        if (!open) {
+            discard_restore();
+            fail("lost the node agent during the restart");
+        }
+    }
+}
+
+void Launcher::freeze(uint64_t sequence) {
+    const auto seq = static_cast<int64_t>(sequence);
+    try {
+        if (frozen_) fail("already frozen for another checkpoint");
+        frozen_ = std::make_unique<FrozenTree>(init_, cgroup_.get(), restart_origins_);
+        say("frozen with " + frozen_->method() + ": " + std::to_string(frozen_->records().size()) + " process(es)", 2);
+        link_.send(control::Message("FROZEN").set("sequence", seq));
+    } catch (const std::exception& e) {
+        frozen_.reset();
+        report_failure("sequence", seq, std::string("cannot freeze: ") + e.what());
+    }
+}
+
+void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop) {
+    const auto seq = static_cast<int64_t>(sequence);
     const auto start = Clock::now();
     try {
-        progress("freezing the process tree");
-        FrozenTree tree(init_, cgroup_.get(), restart_origins_);
-        progress("frozen with " + tree.method() + ": " + std::to_string(tree.records().size()) + " process(es)");
-        const auto frozen = Clock::now();
-        PendingCheckpoint pending = dir_.begin();
+        if (!frozen_) fail("asked to dump while not frozen");
         RankHeader header;
-        header.rank = 0;
-        header.job_id = options_.job_id;
+        header.rank = place_.rank;
+        header.job_id = place_.job_id;
         PageOptions pages;
         pages.compression = options_.compression;
-        RankWriter writer(pending.rank_path(0), header, pages);
-        dump_tree(tree, writer, getpid(), DumpProgress{progress});
-        const int64_t dump_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - frozen).count();
+        RankWriter writer(dir + "/" + rank_file_name(place_.rank), header, pages);
+        dump_tree(*frozen_, writer, getpid(), DumpProgress{[&](const std::string& p) {
+                      say(p, 2);
+                      link_.send(control::Message("PROGRESS").set("text", p));
+                  }});
+        const int64_t dump_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
         // Everything is read: the program goes on while the image is
-        // verified, synced and committed (a commit that fails after this
-        // costs the program nothing). With --stop it stays frozen until
-        // the commit and is killed after it.
+        // verified and synced (a commit that fails after this costs the
+        // program nothing). With --stop it stays frozen until the commit.
         double paused = 0;
         if (!stop) {
-            tree.thaw();
-            paused = seconds_since(frozen);
+            frozen_.reset();
+            paused = seconds_since(start);
         }
-        progress("writing and verifying the image");
         RankSummary s = writer.finish(dump_ns);
-        const ManifestRankRecord row = manifest_row(writer.header(), s, dump_ns);
-        const int64_t total_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
-        const std::string path = pending.commit(options_.job_id, total_ns, {row});
-        if (stop) {
-            paused = seconds_since(frozen);
-            tree.kill_all();
-            stopped_ = true;
-        }
-        dir_.apply_retention(options_.keep);
-        char buf[512];
-        snprintf(buf, sizeof buf, "checkpoint %s committed: %u process(es), %u thread(s), %s stored in %.3f s (%.0f MB/s), paused %.3f s%s",
-                 std::filesystem::path(path).filename().c_str(), s.ntasks, s.nthreads, human(static_cast<double>(s.stored_bytes)).c_str(),
-                 static_cast<double>(total_ns) / 1e9, static_cast<double>(s.stored_bytes) / 1e6 / (static_cast<double>(total_ns) / 1e9),
-                 paused, stop ? ", program stopped" : "");
-        say(buf);
-        if (client) client->send_line(std::string("ok ") + path + " " + buf);
-        return true;
+        control::Message done("DUMPED");
+        control::put_record(done, manifest_row(writer.header(), s, dump_ns));
+        done.set("sequence", seq);
+        link_.send(done);
+        char buf[128];
+        snprintf(buf, sizeof buf, "dumped %s in %.3f s%s", human(static_cast<double>(s.on_disk_bytes)).c_str(), seconds_since(start),
+                 stop ? "" : (", paused " + std::to_string(paused).substr(0, 5) + " s").c_str());
+        say(buf, 2);
     } catch (const std::exception& e) {
-        const std::string why = std::string("checkpoint failed, the program goes on: ") + e.what();
-        say(why, 0);
-        if (client) client->send_line("error " + std::string(e.what()));
-        return false;
+        frozen_.reset();
+        report_failure("sequence", seq, e.what());
     }
 }
 
-void Launcher::serve(control::Connection client) {
-    auto line = client.read_line();
-    if (!line) return;
-    if (*line == "checkpoint" || *line == "checkpoint stop") {
-        if (stopped_) {
-            client.send_line("error the program was already stopped after a checkpoint");
-            return;
+void Launcher::on_job_message(const control::Message& m) {
+    if (m.verb == "FREEZE") {
+        freeze(static_cast<uint64_t>(m.number("sequence")));
+    } else if (m.verb == "DUMP") {
+        dump(static_cast<uint64_t>(m.number("sequence")), m.get("dir"), m.get("stop") == "1");
+    } else if (m.verb == "ABORT") {
+        if (frozen_) say("checkpoint aborted, the program goes on: " + m.get("text"), 2);
+        frozen_.reset();
+    } else if (m.verb == "COMMITTED") {
+        if (m.get("stop") == "1" && frozen_) {
+            frozen_->kill_all();
+            frozen_.reset();
+            stopped_ = true;
         }
-        checkpoint(*line == "checkpoint stop", &client);
-    } else if (*line == "status") {
-        auto latest = dir_.latest();
-        client.send_line("progress job " + (options_.job_id.empty() ? std::string("-") : options_.job_id) + ", 1 rank on this node");
-        client.send_line("progress phase " + std::string(busy_ ? "checkpointing" : "running"));
-        client.send_line("ok last committed checkpoint: " + (latest ? latest->path : std::string("none")));
-    } else {
-        client.send_line("error unknown request '" + *line + "'");
+    } else if (m.verb == "DETACHED" || m.verb == "FAIL") {
+        frozen_.reset();
+        say("no more checkpoints for this job: " + m.get("text"), 0);
     }
 }
 
 int Launcher::run() {
+    place_ = detect_job_place(options_.job_id);
+    if (place_.size > 1) rank_tag_ = " (rank " + std::to_string(place_.rank) + ")";
+    start_job_services();
     cgroup_ = JobCgroup::create("ckpt-run." + std::to_string(getpid()));
     enter_user_namespace();
-    control::Server server(options_.ckpt_dir);
+    join_job();
 
     sigset_t handled;
     sigemptyset(&handled);
@@ -384,49 +485,53 @@ int Launcher::run() {
     sigprocmask(SIG_BLOCK, &handled, nullptr);
     UniqueFd signals(signalfd(-1, &handled, SFD_CLOEXEC));
 
-    if (options_.restart.empty())
+    if (options_.restart.empty()) {
         start_program();
-    else
-        restore_program();
-    const UniqueFd& status_read = status_read_;
-
-    UniqueFd timer;
-    if (options_.interval_seconds > 0) {
-        timer.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
-        itimerspec every{{static_cast<time_t>(options_.interval_seconds), 0}, {static_cast<time_t>(options_.interval_seconds), 0}};
-        timerfd_settime(timer.get(), 0, &every, nullptr);
+        register_rank();
+    } else {
+        register_rank();
+        restore_program(signals.get());
     }
+
     int program_status = -1;
     for (;;) {
-        pollfd fds[4] = {{server.fd(), POLLIN, 0}, {signals.get(), POLLIN, 0}, {status_read.get(), POLLIN, 0}, {timer.get(), POLLIN, 0}};
-        if (poll(fds, timer.valid() ? 4 : 3, -1) < 0) {
+        // (The restart may have left messages read but not handled.)
+        while (linked_) {
+            auto m = link_.buffered();
+            if (!m) break;
+            on_job_message(*m);
+        }
+        pollfd fds[3] = {{status_read_.get(), POLLIN, 0}, {signals.get(), POLLIN, 0}, {linked_ ? link_.fd() : -1, POLLIN, 0}};
+        if (poll(fds, 3, -1) < 0) {
             if (errno == EINTR) continue;
             fail_errno("poll");
         }
-        if (fds[2].revents) {
+        if (fds[0].revents) {
+            // The job's end is seen on the status pipe alone: it holds init's
+            // report, or reaches end of file when init died without one.
+            // (SIGCHLD also comes from tracees and may precede the report.)
             int st = 0;
-            if (read(status_read.get(), &st, sizeof st) == sizeof st) program_status = st;
+            if (read(status_read_.get(), &st, sizeof st) == sizeof st) program_status = st;
             waitpid(helper_, nullptr, 0);
             break;
         }
         if (fds[1].revents & POLLIN) {
             signalfd_siginfo si{};
             if (read(signals.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) kill(init_, static_cast<int>(si.ssi_signo));
-            // The job's end is seen on the status pipe alone: it holds init's
-            // report, or reaches end of file when init died without one.
-            // (SIGCHLD also comes from tracees and may precede the report.)
+            for (pid_t s : services_) waitpid(s, nullptr, WNOHANG);
         }
-        if (fds[0].revents & POLLIN) {
-            if (auto client = server.accept()) {
-                busy_ = true;
-                serve(std::move(*client));
-                busy_ = false;
+        if (fds[2].revents) {
+            const bool open = link_.fill();
+            try {
+                while (auto m = link_.buffered()) on_job_message(*m);
+            } catch (const EngineError& e) {
+                say(std::string("bad message from the node agent: ") + e.what(), 0);
             }
-        }
-        if (timer.valid() && (fds[3].revents & POLLIN)) {
-            uint64_t expirations = 0;
-            read(timer.get(), &expirations, sizeof expirations);
-            if (!stopped_) checkpoint(false, nullptr);
+            if (!open) {
+                frozen_.reset();
+                linked_ = false;
+                if (!stopped_) say("lost the node agent: no more checkpoints for this job", 2);
+            }
         }
     }
     if (stopped_) return kExitStopped;
@@ -441,6 +546,39 @@ int Launcher::run() {
 int run_launcher(const LaunchOptions& options) {
     Launcher launcher(options);
     return launcher.run();
+}
+
+int run_role(int argc, char** argv) {
+    const std::string role = argv[1];
+    const std::vector<std::string> a(argv + 2, argv + argc);
+    try {
+        if (role == "--role=coordinator" && a.size() == 8) {
+            control::CoordinatorOptions o;
+            o.ckpt_dir = a[0];
+            o.job_id = a[1];
+            o.size = static_cast<uint32_t>(std::stoul(a[2]));
+            o.keep = static_cast<unsigned>(std::stoul(a[3]));
+            o.interval_seconds = static_cast<unsigned>(std::stoul(a[4]));
+            o.restart = a[5];
+            o.phase_timeout = std::chrono::seconds(std::stoul(a[6]));
+            o.verbosity = std::stoi(a[7]);
+            prctl(PR_SET_NAME, "ckpt-coordinatr");
+            return control::run_coordinator(o);
+        }
+        if (role == "--role=agent" && a.size() == 3) {
+            NodeAgentOptions o;
+            o.ckpt_dir = a[0];
+            o.job_id = a[1];
+            o.verbosity = std::stoi(a[2]);
+            prctl(PR_SET_NAME, "ckpt-agent");
+            return run_node_agent(o);
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "ckpt-run " << role << ": error: " << e.what() << "\n";
+        return 1;
+    }
+    std::cerr << "ckpt-run: bad internal invocation " << role << "\n";
+    return 2;
 }
 
 }  // namespace ckpt::agent

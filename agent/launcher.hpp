@@ -18,7 +18,9 @@ struct LaunchOptions {
     image::Compression compression = image::Compression::None;
     bool truncate_written = true;
     int verbosity = 1;  // 0 quiet, 1 normal, 2 verbose
-    std::string job_id;
+    std::string job_id;             // "" : from the environment (job_place.hpp)
+    unsigned phase_timeout = 600;   // seconds a checkpoint or restore phase may take
+    unsigned connect_timeout = 120; // seconds for the job's ranks to find each other
 };
 
 // Exit status of ckpt-run after `checkpoint --stop`: the program was saved
@@ -28,5 +30,10 @@ inline constexpr int kExitStopped = 75;
 // Runs the job to its end; returns the exit status ckpt-run should end
 // with (the program's, or 128+signal).
 int run_launcher(const LaunchOptions& options);
+
+// ckpt-run started in another role by a rank's ckpt-run ("--role=..." as
+// first argument): the job's coordinator or a node agent. Returns the exit
+// status.
+int run_role(int argc, char** argv);
 
 }  // namespace ckpt::agent

@@ -126,13 +126,26 @@ void Tracee::request_interrupt() {
 }
 
 void Tracee::wait_interrupted() {
+    while (!poll_interrupted(true)) {
+    }
+}
+
+bool Tracee::poll_interrupted(bool block) {
     for (;;) {
-        int status = wait_stop();
+        int status = 0;
+        pid_t r = waitpid(tid_, &status, __WALL | (block ? 0 : WNOHANG));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) fail_errno("cannot wait for " + who(tid_));
+        if (r == 0) return false;
+        if (!WIFSTOPPED(status)) {
+            attached_ = false;
+            fail(who(tid_) + " " + describe_wait_status(status) + " while being stopped");
+        }
         const int event = status >> 16;
         if (event == PTRACE_EVENT_STOP) {
             stopped_ = true;
             stop_regs_ = regs();
-            return;
+            return true;
         }
         const int sig = WSTOPSIG(status);
         if (event != 0 || sig == (SIGTRAP | 0x80)) {
@@ -145,6 +158,11 @@ void Tracee::wait_interrupted() {
         if (ptrace(PTRACE_CONT, tid_, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0)
             fail_errno("cannot resume " + who(tid_));
     }
+}
+
+void Tracee::resume() {
+    if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) fail_errno("cannot resume " + who(tid_));
+    stopped_ = false;
 }
 
 void Tracee::resume_interrupted_call(const user_regs_struct& interrupted, bool same_process) {

@@ -45,6 +45,11 @@ public:
     // once thawed, so every thread is asked first and waited for after.
     void request_interrupt();
     void wait_interrupted();
+    // wait_interrupted without blocking (block = false): whether the
+    // thread has reached its interrupt stop.
+    bool poll_interrupted(bool block);
+    // Lets a stopped thread run on (PTRACE_CONT), still traced.
+    void resume();
     // Waits for the next stop of an attached thread (e.g. a new thread's
     // first stop, or a group stop after seizing a stopped task).
     int wait_stop();

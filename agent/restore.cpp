@@ -268,25 +268,34 @@ int restore_fd_base(const TreeImage& tree) {
     return std::max(kRestoreFdBase, highest + 1);
 }
 
-void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd, RestartOrigins& origins,
-                    const std::function<void(const std::string&)>& progress) {
+RestoredTree::~RestoredTree() {
+    if (released_) return;
+    for (pid_t pid : processes_) kill(pid, SIGKILL);
+}
+
+void RestoredTree::release(RestartOrigins& origins) {
+    for (auto& t : tasks_)
+        for (auto& th : t->threads()) th.enter_restarted_call();
+    released_ = true;
+    for (size_t i = 0; i < tasks_.size(); ++i)
+        for (size_t j = 0; j < tasks_[i]->threads().size(); ++j) {
+            user_regs_struct r{};
+            std::memcpy(&r, images_[i]->threads[j].gpregs.data(), sizeof r);
+            origins.note(tasks_[i]->threads()[j].tid(), r);
+        }
+    for (auto& t : tasks_)
+        for (auto& th : t->threads()) th.detach();
+}
+
+std::unique_ptr<RestoredTree> transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd,
+                                             const std::function<void(const std::string&)>& progress) {
     if (progress) progress("waiting for the restored processes");
     SharedFds fds;
     fds.lowest = restore_fd_base(tree);
+    auto restored = std::make_unique<RestoredTree>();
     auto ready = wait_ready(tree, ready_fd, fds);
+    for (const auto& r : ready) restored->processes_.push_back(r.outer);
     WorkerPool pool(std::max(1u, std::thread::hardware_concurrency()));
-    std::vector<std::unique_ptr<Task>> tasks;
-    std::vector<const TaskImage*> images;
-    // A half-restored process must never run: on failure every process is
-    // killed while still stopped, before its threads are let go.
-    struct KillOnFailure {
-        const std::vector<Ready>& ready;
-        bool armed = true;
-        ~KillOnFailure() {
-            if (armed)
-                for (const auto& r : ready) kill(r.outer, SIGKILL);
-        }
-    } guard{ready};
     for (const auto& image : tree.tasks) {
         if (image.task.state == static_cast<uint32_t>(TaskState::Zombie)) continue;
         auto it = std::find_if(ready.begin(), ready.end(), [&](const Ready& r) { return r.pid == image.task.pid; });
@@ -298,21 +307,10 @@ void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_f
         task->leader().interrupt();
         task->open_memory();
         transform(*task, image, reader, fds, pool);
-        tasks.push_back(std::move(task));
-        images.push_back(&image);
+        restored->tasks_.push_back(std::move(task));
+        restored->images_.push_back(&image);
     }
-    // Stage 5: everyone goes at once.
-    for (auto& t : tasks)
-        for (auto& th : t->threads()) th.enter_restarted_call();
-    guard.armed = false;
-    for (size_t i = 0; i < tasks.size(); ++i)
-        for (size_t j = 0; j < tasks[i]->threads().size(); ++j) {
-            user_regs_struct r{};
-            std::memcpy(&r, images[i]->threads[j].gpregs.data(), sizeof r);
-            origins.note(tasks[i]->threads()[j].tid(), r);
-        }
-    for (auto& t : tasks)
-        for (auto& th : t->threads()) th.detach();
+    return restored;
 }
 
 }  // namespace ckpt::agent

@@ -17,6 +17,7 @@
 #include "agent/files.hpp"
 
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace ckpt::agent {
@@ -29,11 +30,32 @@ int restore_fd_base(const TreeImage& tree);
 // Returns the PID of the first process of the tree (the program).
 int32_t spawn_tree(const TreeImage& tree, const RankReader& reader, int ready_fd, const FileOptions& options);
 
-// Stages 4 and 5, in the tracer. ready_fd receives one message per live
-// process (SO_PASSCRED set). On failure throws; the caller kills the
-// namespace's init, which takes every half-restored process with it.
-// Calls the threads are released into are noted in `origins`.
-void transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd, RestartOrigins& origins,
-                    const std::function<void(const std::string&)>& progress);
+// A restored tree after stage 4: every thread stopped under ptrace, ready
+// to go. Destroyed before release(), it kills every process of the tree:
+// a half-restored (or never released) process never runs.
+class RestoredTree {
+public:
+    RestoredTree() = default;
+    RestoredTree(const RestoredTree&) = delete;
+    RestoredTree& operator=(const RestoredTree&) = delete;
+    ~RestoredTree();
+    // Stage 5: every thread of every process is let go at once. The calls
+    // threads are released into are noted in `origins`.
+    void release(RestartOrigins& origins);
+
+private:
+    friend std::unique_ptr<RestoredTree> transform_tree(const TreeImage&, const RankReader&, int,
+                                                        const std::function<void(const std::string&)>&);
+    std::vector<pid_t> processes_;  // outer PIDs
+    std::vector<std::unique_ptr<Task>> tasks_;
+    std::vector<const TaskImage*> images_;
+    bool released_ = false;
+};
+
+// Stage 4, in the tracer. ready_fd receives one message per live process
+// (SO_PASSCRED set). On failure throws after killing what it restored; the
+// caller also kills the namespace's init.
+std::unique_ptr<RestoredTree> transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd,
+                                             const std::function<void(const std::string&)>& progress);
 
 }  // namespace ckpt::agent

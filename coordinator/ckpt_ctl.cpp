@@ -1,5 +1,5 @@
 // ckpt-ctl: asks a running job for a checkpoint, or for its status.
-#include "coordinator/control.hpp"
+#include "coordinator/protocol.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -39,32 +39,46 @@ int main(int argc, char** argv) {
         return 2;
     }
     const std::string command = vm["command"].as<std::string>();
-    std::string request;
-    if (command == "checkpoint") request = vm.count("stop") ? "checkpoint stop" : "checkpoint";
-    else if (command == "status") request = "status";
+    ckpt::control::Message request;
+    if (command == "checkpoint") request = ckpt::control::Message("CHECKPOINT").set("stop", vm.count("stop") ? 1 : 0);
+    else if (command == "status") request = ckpt::control::Message("STATUS");
     else {
         std::cerr << "ckpt-ctl: unknown command '" << command << "' (checkpoint or status)\n";
         return 2;
     }
+    const std::string dir = vm["ckpt-dir"].as<std::string>();
+    ckpt::control::Channel job;
     try {
-        auto conn = ckpt::control::connect(vm["ckpt-dir"].as<std::string>());
-        if (!conn.send_line(request)) throw ckpt::agent::EngineError("the job closed the connection");
-        while (auto line = conn.read_line()) {
-            if (line->starts_with("progress ")) {
-                if (command == "status") std::cout << line->substr(9) << "\n";
-                else if (!vm.count("quiet")) std::cerr << "ckpt-ctl: " << line->substr(9) << "\n";
-            } else if (line->starts_with("ok ")) {
-                std::cout << line->substr(3) << "\n";
-                return 0;
-            } else if (line->starts_with("error ")) {
-                std::cerr << "ckpt-ctl: " << command << " failed: " << line->substr(6) << "\n";
-                return 1;
-            }
+        auto where = ckpt::control::read_rendezvous(dir);
+        if (!where) throw ckpt::agent::EngineError("no job is running with --ckpt-dir " + dir + " (no " + ckpt::control::rendezvous_path(dir) + ")");
+        try {
+            job = ckpt::control::Channel(ckpt::control::connect_tcp(where->host, where->port));
+        } catch (const ckpt::agent::EngineError& e) {
+            throw ckpt::agent::EngineError("no job is running with --ckpt-dir " + dir + ": job " + where->job_id +
+                                           " does not answer (it has ended or was killed): " + e.what());
         }
-        std::cerr << "ckpt-ctl: the job went away before answering (it may have ended or crashed)\n";
-        return 1;
+        ckpt::control::Message hello("HELLO");
+        hello.set("role", "ctl").set("secret", where->secret);
+        if (!job.send(hello) || !job.send(request)) throw ckpt::agent::EngineError("job " + where->job_id + " closed the connection");
     } catch (const std::exception& e) {
         std::cerr << "ckpt-ctl: " << e.what() << "\n";
         return 3;
     }
+    // A checkpoint takes as long as it takes; the coordinator's phase
+    // timeouts end it.
+    while (auto m = job.receive(std::chrono::hours(24 * 365))) {
+        const std::string text = m->get("text");
+        if (m->verb == "PROGRESS") {
+            if (command == "status") std::cout << text << "\n";
+            else if (!vm.count("quiet")) std::cerr << "ckpt-ctl: " << text << "\n";
+        } else if (m->verb == "OK") {
+            std::cout << text << "\n";
+            return 0;
+        } else if (m->verb == "ERROR") {
+            std::cerr << "ckpt-ctl: " << command << " failed: " << text << "\n";
+            return 1;
+        }
+    }
+    std::cerr << "ckpt-ctl: the job went away before answering (it may have ended or crashed)\n";
+    return 1;
 }

@@ -234,7 +234,6 @@ class Harness:
         self.runs = []
         self.refs = {}
         self.mounts = []
-        self.stale_runtime_dirs = []
         self.orphans = {}  # pid: start time
         # Orphans of a killed ckpt-run come to us, so that we see them go.
         libc = ctypes.CDLL(None, use_errno=True)
@@ -345,13 +344,6 @@ class Harness:
 
     def kill_launcher(self, run, ckdir):
         """SIGKILL of ckpt-run alone; the whole job must die with it."""
-        # A killed ckpt-run cannot remove its private runtime directory
-        # (published in DIR/.control): the harness does, at the end.
-        try:
-            with open(os.path.join(ckdir, ".control")) as f:
-                self.stale_runtime_dirs.append(os.path.dirname(f.read().strip()))
-        except OSError:
-            pass
         job = descendants(run.pid)
         check(job, f"{run.label}: ckpt-run has no descendants to kill")
         self.orphans.update({pid: start for pid, (start, _) in job.items()})
@@ -393,9 +385,6 @@ class Harness:
         self.kill_runs()
         for m in reversed(self.mounts):
             subprocess.run(["umount", "-l", m], capture_output=True)
-        for d in self.stale_runtime_dirs:
-            if os.path.basename(d).startswith("ckpt-run."):
-                shutil.rmtree(d, ignore_errors=True)
         if remove:
             shutil.rmtree(self.work, ignore_errors=True)
         if self.staged:
@@ -880,8 +869,8 @@ def failure_full_disk(h):
     seen = rs.wait_line(line_at(ref_s, 0.2))
     h.checkpoint(ck, stop=True)
     expect_exit(rs, 75, "full_disk, small job")
-    def entries():  # (.control belongs to whichever ckpt-run is running)
-        return sorted(e for e in os.listdir(ck) if e != ".control")
+    def entries():  # (dot files belong to whichever job is running)
+        return sorted(e for e in os.listdir(ck) if not e.startswith("."))
 
     before = entries()
     latest = os.readlink(os.path.join(ck, "latest"))
@@ -953,7 +942,7 @@ def failure_restore_beside_original(h):
     # is now, mounted over the original path in a private mount namespace.
     copy = h.mkdir("beside-copy")
     shutil.copytree(wdir, os.path.join(copy, "work"), symlinks=True,
-                    ignore=shutil.ignore_patterns(".control", ".control.tmp", ".lock"))
+                    ignore=shutil.ignore_patterns(".coordinator*", ".lock"))
     ck_copy = os.path.join(copy, "work", "ckpt")
     script = f'mount --make-rprivate / && mount --bind "$1" "$2" && shift 2 && exec "$@"'
     prefix = ["unshare", "--mount", "--", "sh", "-c", script, "sh", os.path.join(copy, "work"), wdir]

@@ -1,0 +1,174 @@
+#include "agent/node_agent.hpp"
+
+#include "coordinator/protocol.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <iostream>
+#include <map>
+#include <thread>
+#include <vector>
+
+namespace ckpt::agent {
+
+namespace {
+
+using control::Channel;
+
+char g_socket_path[108];
+
+// Ended with its launcher (PR_SET_PDEATHSIG): the socket goes too.
+void remove_socket_and_exit(int) {
+    unlink(g_socket_path);
+    _exit(0);
+}
+using control::Message;
+using Clock = std::chrono::steady_clock;
+
+class NodeAgent {
+public:
+    explicit NodeAgent(const NodeAgentOptions& o) : o_(o) {}
+    int run();
+
+private:
+    void say(const std::string& line, int level = 1) const {
+        if (o_.verbosity >= level) std::cerr << "ckpt-agent (" << control::node_name() << "): " << line << std::endl;
+    }
+    // Connects and authenticates; the coordinator may not have published
+    // its address yet, or an older job's may still be there.
+    Channel join_coordinator();
+    void from_coordinator(const Message& m);
+    void from_rank(int fd, const Message& m);
+    void rank_left(int fd, const std::string& why);
+
+    struct Local {
+        Channel channel;
+        int64_t rank = -1;  // once registered
+    };
+    NodeAgentOptions o_;
+    Channel coordinator_;
+    std::map<int, Local> ranks_;
+};
+
+Channel NodeAgent::join_coordinator() {
+    const auto deadline = Clock::now() + o_.connect_timeout;
+    std::string last = "no coordinator address published in " + control::rendezvous_path(o_.ckpt_dir);
+    while (Clock::now() < deadline) {
+        if (auto r = control::read_rendezvous(o_.ckpt_dir); r && r->job_id == o_.job_id) {
+            try {
+                Channel c(control::connect_tcp(r->host, r->port));
+                Message hello("HELLO");
+                hello.set("role", "agent").set("secret", r->secret).set("job", o_.job_id).set("node", control::node_name());
+                if (c.send(hello)) {
+                    auto answer = c.receive(std::chrono::seconds(10));
+                    if (answer && answer->verb == "WELCOME") return c;
+                    last = answer ? "the coordinator refused this node: " + answer->get("text") : "the coordinator did not answer";
+                }
+            } catch (const EngineError& e) {
+                last = e.what();
+            }
+        } else if (auto r2 = control::read_rendezvous(o_.ckpt_dir)) {
+            last = "the directory's coordinator is job " + r2->job_id + "'s, not " + o_.job_id + "'s";
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    fail("cannot reach the coordinator of job " + o_.job_id + " within " + std::to_string(o_.connect_timeout.count()) + " s: " + last);
+}
+
+void NodeAgent::from_coordinator(const Message& m) {
+    const std::string to = m.get("to");
+    for (auto& [fd, local] : ranks_)
+        if (local.rank >= 0 && (to == "all" || to == std::to_string(local.rank))) local.channel.send(m);
+}
+
+void NodeAgent::from_rank(int fd, const Message& m) {
+    Local& local = ranks_.at(fd);
+    if (m.verb == "REGISTER") {
+        local.rank = m.number("rank");
+        Message fwd = m;
+        fwd.set("node", control::node_name());
+        coordinator_.send(fwd);
+        return;
+    }
+    if (local.rank < 0) {
+        say("ignored " + m.verb + " from an unregistered local client", 0);
+        return;
+    }
+    Message fwd = m;
+    fwd.set("rank", local.rank);  // a rank speaks for itself only
+    coordinator_.send(fwd);
+}
+
+void NodeAgent::rank_left(int fd, const std::string& why) {
+    auto it = ranks_.find(fd);
+    if (it == ranks_.end()) return;
+    if (it->second.rank >= 0) coordinator_.send(Message("GONE").set("rank", it->second.rank).set("text", why));
+    ranks_.erase(it);
+}
+
+int NodeAgent::run() {
+    const std::string path = control::agent_socket_path(o_.job_id);
+    coordinator_ = join_coordinator();
+    // A socket left by a killed agent of this job is replaced.
+    if (control::connect_unix(path).valid()) fail("another agent of job " + o_.job_id + " already serves " + path);
+    unlink(path.c_str());
+    snprintf(g_socket_path, sizeof g_socket_path, "%s", path.c_str());
+    signal(SIGTERM, remove_socket_and_exit);
+    UniqueFd listen = control::listen_unix(path);
+    say("serving job " + o_.job_id + " at " + path, 2);
+    for (;;) {
+        std::vector<pollfd> fds{{coordinator_.fd(), POLLIN, 0}, {listen.get(), POLLIN, 0}};
+        for (auto& [fd, local] : ranks_) fds.push_back({fd, POLLIN, 0});
+        if (poll(fds.data(), fds.size(), -1) < 0) {
+            if (errno == EINTR) continue;
+            fail_errno("poll");
+        }
+        if (fds[0].revents) {
+            const bool open = coordinator_.fill();
+            while (auto m = coordinator_.buffered()) from_coordinator(*m);
+            if (!open) {
+                for (auto& [fd, local] : ranks_) local.channel.send(Message("DETACHED").set("text", "the coordinator is gone"));
+                say("the coordinator is gone", 2);
+                break;
+            }
+        }
+        if (fds[1].revents & POLLIN) {
+            UniqueFd fd(accept4(listen.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+            ucred peer{};
+            socklen_t len = sizeof peer;
+            if (fd.valid() && getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 && peer.uid == getuid()) {
+                const int key = fd.get();
+                ranks_[key].channel = Channel(std::move(fd));
+            } else if (fd.valid()) {
+                say("refused a local connection from uid " + std::to_string(peer.uid) + " (pid " + std::to_string(peer.pid) + ")", 0);
+            }
+        }
+        for (size_t i = 2; i < fds.size(); ++i) {
+            if (!fds[i].revents) continue;
+            auto it = ranks_.find(fds[i].fd);
+            if (it == ranks_.end()) continue;
+            const bool open = it->second.channel.fill();
+            try {
+                while (auto m = it->second.channel.buffered()) from_rank(fds[i].fd, *m);
+            } catch (const EngineError& e) {
+                say(std::string("dropped a local client: ") + e.what(), 0);
+                rank_left(fds[i].fd, "sent a malformed message");
+                continue;
+            }
+            if (!open) rank_left(fds[i].fd, "has ended");
+        }
+    }
+    unlink(path.c_str());
+    return 0;
+}
+
+}  // namespace
+
+int run_node_agent(const NodeAgentOptions& options) {
+    NodeAgent agent(options);
+    return agent.run();
+}
+
+}  // namespace ckpt::agent
