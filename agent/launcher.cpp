@@ -171,7 +171,10 @@ std::vector<std::string> Launcher::restart_candidates() const {
         std::error_code ec;
         if (std::filesystem::is_directory(path, ec)) {
             if (std::filesystem::exists(path + "/latest")) path += "/latest";
-            path += "/" + rank_file_name(0);
+            // (Appended in two steps: `"/" + string` trips GCC 12's
+            // -Wrestrict false positive in optimised builds.)
+            path += '/';
+            path += rank_file_name(0);
         }
         return path;
     };
