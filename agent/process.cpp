@@ -251,18 +251,20 @@ std::map<int32_t, int32_t> groups_after_forking(const SpawnPlan& plan) {
     return group;
 }
 
-}  // namespace
-
-SpawnPlan plan_spawn(const std::vector<TaskRecord>& tasks) {
+TreeShape shape_of(const std::vector<TaskRecord>& tasks) {
     TreeShape s;
     for (const auto& t : tasks) {
         if (t.pid <= 1 || !s.tasks.emplace(t.pid, &t).second) fail(process_name(t.pid) + ": invalid or repeated PID in the image");
         s.group_sessions.emplace(t.pgid, t.sid);
     }
     check_shape(s);
-    SpawnPlan plan;
-    plan.nodes[1].pid = 1;
-    // Tasks, and the stand-ins of sessions whose orphans they fork.
+    return s;
+}
+
+// A node for every task, with the session it makes or the group its PID
+// names, forked by forker_of; a stand-in for every session whose orphans
+// have no zombie leader to fork them. Returns each task's forker.
+std::map<int32_t, int32_t> place_tasks(const TreeShape& s, const std::vector<TaskRecord>& tasks, SpawnPlan& plan) {
     std::map<int32_t, int32_t> forker, adopters;
     for (const auto& t : tasks) {
         SpawnNode& node = plan.nodes[t.pid];
@@ -281,9 +283,13 @@ SpawnPlan plan_spawn(const std::vector<TaskRecord>& tasks) {
         ++plan.stand_ins;
     }
     for (const auto& t : tasks) plan.nodes[forker[t.pid]].children.push_back(t.pid);
-    // Those not in their group after forking join it; a group nobody leads
-    // gets a stand-in, forked by the forker of its first joiner (in the
-    // group's session, as that joiner is).
+    return forker;
+}
+
+// Those not in their group after forking join it; a group nobody leads
+// gets a stand-in, forked by the forker of its first joiner (in the group's
+// session, as that joiner is).
+void add_joiners(const TreeShape& s, const std::vector<TaskRecord>& tasks, const std::map<int32_t, int32_t>& forker, SpawnPlan& plan) {
     const auto group = groups_after_forking(plan);
     for (const auto& t : tasks) {
         if (t.pgid == group.at(t.pid)) continue;
@@ -293,9 +299,19 @@ SpawnPlan plan_spawn(const std::vector<TaskRecord>& tasks) {
         SpawnNode& node = plan.nodes[t.pgid];
         node.pid = t.pgid;
         node.stand_in = node.new_group = true;
-        plan.nodes[forker[t.pid]].children.push_back(t.pgid);
+        plan.nodes[forker.at(t.pid)].children.push_back(t.pgid);
         ++plan.stand_ins;
     }
+}
+
+}  // namespace
+
+SpawnPlan plan_spawn(const std::vector<TaskRecord>& tasks) {
+    const TreeShape s = shape_of(tasks);
+    SpawnPlan plan;
+    plan.nodes[1].pid = 1;
+    const auto forker = place_tasks(s, tasks, plan);
+    add_joiners(s, tasks, forker, plan);
     plan.processes = plan.nodes.size() - 1;
     return plan;
 }
