@@ -21,20 +21,12 @@
 #include <thread>
 #include <map>
 #include <set>
-#include <sstream>
 
 namespace ckpt::agent {
 
 namespace {
 
 int32_t innermost(const std::vector<pid_t>& ids) { return ids.empty() ? 0 : ids.back(); }
-
-int32_t ns_field(pid_t pid, const std::string& name) {
-    std::istringstream in(status_field(pid, name));
-    int32_t v = 0, last = 0;
-    while (in >> v) last = v;
-    return last;
-}
 
 // Finds a `syscall` instruction the task can execute: its vDSO has some.
 uint64_t find_syscall_insn(Task& task) {
@@ -206,8 +198,8 @@ FrozenTree::FrozenTree(pid_t init_outer, JobCgroup* cgroup, RestartOrigins& orig
         TaskRecord r;
         r.pid = task->pid();
         r.ppid = inner.contains(st.ppid) ? inner[st.ppid] : 0;
-        r.pgid = ns_field(pid, "NSpgid");
-        r.sid = ns_field(pid, "NSsid");
+        r.pgid = innermost_status_id(pid, "NSpgid");
+        r.sid = innermost_status_id(pid, "NSsid");
         r.nthreads = static_cast<uint32_t>(task->threads().size());
         r.pidns_inode = pidns;
         r.userns_inode = ns_inode(pid, "user");
@@ -223,25 +215,13 @@ FrozenTree::FrozenTree(pid_t init_outer, JobCgroup* cgroup, RestartOrigins& orig
         TaskRecord r;
         r.pid = inner[z];
         r.ppid = inner.contains(st.ppid) ? inner[st.ppid] : 0;
-        r.pgid = ns_field(z, "NSpgid");
-        r.sid = ns_field(z, "NSsid");
+        r.pgid = innermost_status_id(z, "NSpgid");
+        r.sid = innermost_status_id(z, "NSsid");
         r.state = static_cast<uint32_t>(TaskState::Zombie);
         r.exit_status = st.exit_code;
         r.pidns_inode = pidns;
         r.comm = "zombie";
         all.emplace_back(z, r);
-    }
-    // Groups and sessions are recreated by their leaders; one whose leader
-    // is gone would need a stand-in process, which the engine does not do.
-    std::set<int32_t> present = {0, 1};
-    for (auto& [pid, r] : all) present.insert(r.pid);
-    for (auto& [pid, r] : all) {
-        if (!present.contains(r.pgid))
-            fail("cannot checkpoint process " + std::to_string(r.pid) + ": its process group " + std::to_string(r.pgid) +
-                 " has lost its leader (not supported)");
-        if (!present.contains(r.sid))
-            fail("cannot checkpoint process " + std::to_string(r.pid) + ": its session " + std::to_string(r.sid) +
-                 " has lost its leader (not supported)");
     }
     // Breadth-first from the children of init: parents before children.
     std::set<int32_t> placed = {1};
@@ -297,6 +277,14 @@ void dump_tree(FrozenTree& tree, RankWriter& writer, pid_t launcher, const DumpP
     DumpState state(writer);
     state.launcher = launcher;
     state.progress = progress.phase;
+    // A tree the restore cannot recreate is refused now, while the program
+    // goes on (sessions and groups whose leader has exited come back
+    // through stand-ins; see plan_spawn).
+    try {
+        plan_spawn(tree.records());
+    } catch (const EngineError& e) {
+        fail(std::string("cannot checkpoint ") + e.what());
+    }
     writer.write_tree(tree.records());
     for (auto& task : tree.tasks()) {
         if (progress.phase) progress.phase("dumping " + task->name());

@@ -87,6 +87,8 @@ struct TreeImage {
     std::vector<uint8_t> pipe_data;
     std::vector<ShmemRecord> shmem;
     const TaskImage* find(int32_t pid) const;
+    // The parent a process has after restore: 1 (init) for the tree's roots.
+    int32_t parent(const TaskRecord& t) const { return t.ppid > 1 && find(t.ppid) ? t.ppid : 1; }
 };
 
 TreeImage load_tree(const RankReader& reader);

@@ -164,4 +164,156 @@ void restore_credentials(Task& task, const TaskImage& image, const Trampoline& t
         task.call("cannot restore the capabilities", SYS_capset, {tr.args(), tr.args() + 64}, i);
 }
 
+// ---- how stage 3 of a restore recreates the tree -------------------------------
+
+namespace {
+
+std::string process_name(int32_t pid) { return "process " + std::to_string(pid); }
+
+// The image's processes by PID, with the questions the plan asks of them.
+struct TreeShape {
+    std::map<int32_t, const TaskRecord*> tasks;
+    std::map<int32_t, int32_t> group_sessions;  // every group -> its session
+
+    const TaskRecord* find(int32_t pid) const {
+        auto it = tasks.find(pid);
+        return it == tasks.end() ? nullptr : it->second;
+    }
+    bool zombie(const TaskRecord& t) const { return t.state == static_cast<uint32_t>(TaskState::Zombie); }
+    // The parent it must have after restore; 1 is init.
+    int32_t parent(const TaskRecord& t) const { return t.ppid > 1 && find(t.ppid) ? t.ppid : 1; }
+    int32_t session(int32_t pid) const { return pid == 1 ? 1 : tasks.at(pid)->sid; }
+};
+
+// What the kernel cannot produce cannot be recreated either: a session
+// leader outside its own group, a group spread over sessions, a group or
+// session outside the job.
+void check_shape(const TreeShape& s) {
+    for (const auto& [pid, t] : s.tasks) {
+        const std::string who = process_name(pid);
+        if (t->pgid <= 0 || t->sid <= 0) fail(who + ": its process group or session lies outside the job");
+        if (t->sid == pid && t->pgid != pid)
+            fail(who + ": it leads session " + std::to_string(pid) + " but is in process group " + std::to_string(t->pgid));
+        if (s.group_sessions.at(t->pgid) != t->sid)
+            fail(who + ": it is in session " + std::to_string(t->sid) + " but its process group " + std::to_string(t->pgid) +
+                 " is in session " + std::to_string(s.group_sessions.at(t->pgid)));
+    }
+    // A session's creator stays in it; a group stays in the session it was
+    // created in, its creator's.
+    for (const auto& [pid, t] : s.tasks)
+        if (const TaskRecord* leader = s.find(t->sid); leader && leader->sid != t->sid)
+            fail(process_name(pid) + ": it is in session " + std::to_string(t->sid) + ", which process " + std::to_string(t->sid) +
+                 " created but is not in");
+    for (const auto& [group, session] : s.group_sessions)
+        if ((group == 1 || s.find(group)) && s.session(group) != session)
+            fail(process_name(group) + ": it is in session " + std::to_string(s.session(group)) + " but the process group it created is in session " +
+                 std::to_string(session));
+}
+
+// Who forks t: its parent, unless t is an orphan of its session (its parent
+// is not in it). Then the session's exited leader forks it, as it forked
+// it (or its ancestor) originally: a stand-in, or the leader's zombie,
+// whose exit hands it to the parent. `adopters` collects the session ->
+// parent of such orphans.
+int32_t forker_of(const TreeShape& s, const TaskRecord& t, std::map<int32_t, int32_t>& adopters) {
+    const int32_t parent = s.parent(t);
+    if (t.sid == t.pid || s.session(parent) == t.sid) return parent;
+    const std::string who = process_name(t.pid) + ": it is in session " + std::to_string(t.sid) + " but its parent " + std::to_string(parent) + " is not";
+    const TaskRecord* leader = s.find(t.sid);
+    if (t.sid == 1 || (leader && !s.zombie(*leader)))
+        fail(who + ", and the session's leader still runs (a process adopted from another session comes back only when that session's leader has exited)");
+    if (leader && s.parent(*leader) != parent)
+        fail(who + ", and the session's leader is a zombie whose parent is " + std::to_string(s.parent(*leader)) + ", not " + std::to_string(parent));
+    auto [known, fresh] = adopters.emplace(t.sid, parent);
+    if (!fresh && known->second != parent)
+        fail(who + ", and other processes of that session (whose leader has exited) were adopted by " + std::to_string(known->second) +
+             ": all of a session's adopted processes must have the same parent");
+    return t.sid;
+}
+
+// Group each node is in once it has made its own session or group: its own,
+// else its forker's. Walks from init down the forks; the nodes it does not
+// reach are in a cycle of the image.
+std::map<int32_t, int32_t> groups_after_forking(const SpawnPlan& plan) {
+    std::map<int32_t, int32_t> group = {{1, 1}};
+    std::vector<int32_t> todo = {1};
+    while (!todo.empty()) {
+        const int32_t pid = todo.back();
+        todo.pop_back();
+        for (int32_t c : plan.node(pid).children) {
+            const SpawnNode& child = plan.node(c);
+            group[c] = child.new_session || child.new_group ? c : group[pid];
+            todo.push_back(c);
+        }
+    }
+    for (const auto& [pid, node] : plan.nodes)
+        if (!group.contains(pid)) fail(process_name(pid) + ": its ancestors in the image form a cycle");
+    return group;
+}
+
+TreeShape shape_of(const std::vector<TaskRecord>& tasks) {
+    TreeShape s;
+    for (const auto& t : tasks) {
+        if (t.pid <= 1 || !s.tasks.emplace(t.pid, &t).second) fail(process_name(t.pid) + ": invalid or repeated PID in the image");
+        s.group_sessions.emplace(t.pgid, t.sid);
+    }
+    check_shape(s);
+    return s;
+}
+
+// A node for every task, with the session it makes or the group its PID
+// names, forked by forker_of; a stand-in for every session whose orphans
+// have no zombie leader to fork them. Returns each task's forker.
+std::map<int32_t, int32_t> place_tasks(const TreeShape& s, const std::vector<TaskRecord>& tasks, SpawnPlan& plan) {
+    std::map<int32_t, int32_t> forker, adopters;
+    for (const auto& t : tasks) {
+        SpawnNode& node = plan.nodes[t.pid];
+        node.pid = t.pid;
+        node.new_session = t.sid == t.pid;
+        node.new_group = !node.new_session && s.group_sessions.contains(t.pid);
+        forker[t.pid] = forker_of(s, t, adopters);
+    }
+    for (const auto& [session, parent] : adopters) {
+        if (parent != 1) plan.nodes[parent].adopts = true;
+        if (s.find(session)) continue;  // the leader's zombie
+        SpawnNode& node = plan.nodes[session];
+        node.pid = session;
+        node.stand_in = node.new_session = true;
+        plan.nodes[parent].children.push_back(session);
+        ++plan.stand_ins;
+    }
+    for (const auto& t : tasks) plan.nodes[forker[t.pid]].children.push_back(t.pid);
+    return forker;
+}
+
+// Those not in their group after forking join it; a group nobody leads
+// gets a stand-in, forked by the forker of its first joiner (in the group's
+// session, as that joiner is).
+void add_joiners(const TreeShape& s, const std::vector<TaskRecord>& tasks, const std::map<int32_t, int32_t>& forker, SpawnPlan& plan) {
+    const auto group = groups_after_forking(plan);
+    for (const auto& t : tasks) {
+        if (t.pgid == group.at(t.pid)) continue;
+        plan.nodes[t.pid].join = t.pgid;
+        ++plan.joiners;
+        if (t.pgid == 1 || s.find(t.pgid) || plan.nodes.contains(t.pgid)) continue;
+        SpawnNode& node = plan.nodes[t.pgid];
+        node.pid = t.pgid;
+        node.stand_in = node.new_group = true;
+        plan.nodes[forker.at(t.pid)].children.push_back(t.pgid);
+        ++plan.stand_ins;
+    }
+}
+
+}  // namespace
+
+SpawnPlan plan_spawn(const std::vector<TaskRecord>& tasks) {
+    const TreeShape s = shape_of(tasks);
+    SpawnPlan plan;
+    plan.nodes[1].pid = 1;
+    const auto forker = place_tasks(s, tasks, plan);
+    add_joiners(s, tasks, forker, plan);
+    plan.processes = plan.nodes.size() - 1;
+    return plan;
+}
+
 }  // namespace ckpt::agent

@@ -100,6 +100,13 @@ std::string status_field(pid_t pid, const std::string& name) {
     return text.substr(pos, text.find('\n', pos) - pos);
 }
 
+int32_t innermost_status_id(pid_t pid, const std::string& name) {
+    std::istringstream in(status_field(pid, name));
+    int32_t v = 0, last = 0;
+    while (in >> v) last = v;
+    return last;
+}
+
 StatFields read_stat(pid_t pid) {
     const std::string path = "/proc/" + std::to_string(pid) + "/stat";
     std::string text = read_text_file(path);

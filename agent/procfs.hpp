@@ -33,6 +33,9 @@ std::vector<pid_t> threads_of(pid_t pid);
 
 // A field of /proc/PID/status (the text after "Name:\t"), empty when absent.
 std::string status_field(pid_t pid, const std::string& name);
+// The innermost namespace's number of an NS* field of /proc/PID/status
+// ("NSpgid", "NSsid"); 0 when absent.
+int32_t innermost_status_id(pid_t pid, const std::string& name);
 
 struct StatFields {
     char state = '?';

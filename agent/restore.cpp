@@ -8,14 +8,16 @@
 #include "agent/timers.hpp"
 #include "image/table.hpp"
 
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <map>
@@ -118,38 +120,183 @@ pid_t clone_with_pid(int32_t pid) {
     __builtin_unreachable();
 }
 
-void spawn(const TreeImage& tree, const TaskImage& t, const SharedFds& fds, int ready_fd);
+// A descriptor of the restore itself: above every descriptor of the program.
+UniqueFd above_program(int fd, const SharedFds& fds) {
+    UniqueFd low(fd);
+    UniqueFd high(fcntl(fd, F_DUPFD_CLOEXEC, fds.lowest));
+    if (!high.valid()) fail_errno("cannot move a descriptor of the restore");
+    return high;
+}
 
-[[noreturn]] void become_task(const TreeImage& tree, const TaskImage& t, const SharedFds& fds, int ready_fd) {
-    try {
-        if (t.task.sid == t.task.pid) {
-            if (setsid() < 0) fail_errno("cannot restore the session of process " + std::to_string(t.task.pid));
-        } else if (t.task.pgid == t.task.pid) {
-            setpgid(0, 0);
-        } else if (t.task.pgid != 0 && getpgid(0) != t.task.pgid) {
-            setpgid(0, t.task.pgid);
+// Stage 3's two meeting points, kept by init through pipes every process
+// inherits: no process joins a group before every process has made its own
+// session or group (so every group exists, whoever leads it), and no
+// stand-in exits before every joiner is in (its group must not vanish
+// first).
+class SpawnBarrier {
+public:
+    explicit SpawnBarrier(const SharedFds& fds) : arrived_(fds), join_(fds), leave_(fds) {}
+    // A process has made its session or group and forked its children;
+    // again once it has joined its group.
+    void arrive() const { put(arrived_.write.get(), 1); }
+    void await_join() const { take(join_.read.get(), 1); }
+    void await_leave() const { take(leave_.read.get(), 1); }
+    // In init, once it has forked its children.
+    void run(const SpawnPlan& plan) const {
+        take(arrived_.read.get(), plan.processes);
+        put(join_.write.get(), plan.joiners);
+        take(arrived_.read.get(), plan.joiners);
+        put(leave_.write.get(), plan.stand_ins);
+    }
+
+private:
+    struct Pipe {
+        explicit Pipe(const SharedFds& fds) {
+            int ends[2];
+            if (pipe2(ends, O_CLOEXEC) != 0) fail_errno("cannot create a pipe for the restore");
+            read = above_program(ends[0], fds);
+            write = above_program(ends[1], fds);
         }
-        for (const auto& child : tree.tasks)
-            if (child.task.ppid == t.task.pid) spawn(tree, child, fds, ready_fd);
+        UniqueFd read, write;
+    };
+    static void put(int fd, size_t n) {
+        const std::vector<char> bytes(n, 1);
+        write_all(fd, bytes.data(), n, "to the restore's barrier");
+    }
+    static void take(int fd, size_t n) {
+        std::vector<char> bytes(n);
+        if (read_full(fd, bytes.data(), n) != n) fail("the restore's barrier was closed");
+    }
+    Pipe arrived_, join_, leave_;
+};
+
+std::string node_name(const SpawnNode& node) {
+    return (node.stand_in ? "the stand-in " : "process ") + std::to_string(node.pid);
+}
+
+// Its own session or group, first thing: its children inherit it.
+void take_place(const SpawnNode& node) {
+    if (node.new_session && setsid() < 0) fail_errno("cannot create session " + std::to_string(node.pid) + " in " + node_name(node));
+    if (node.new_group && setpgid(0, 0) != 0) fail_errno("cannot create process group " + std::to_string(node.pid) + " in " + node_name(node));
+}
+
+void set_child_subreaper(const SpawnNode& node, bool on) {
+    if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0) != 0) fail_errno("cannot set the child subreaper flag of " + node_name(node));
+}
+
+// Stage 3 as init and every process it creates run it (plan_spawn).
+class Spawner {
+public:
+    Spawner(const TreeImage& tree, const SpawnPlan& plan, const SharedFds& fds, const SpawnBarrier& barrier, int ready_fd)
+        : tree_(tree), plan_(plan), fds_(fds), barrier_(barrier), ready_fd_(ready_fd) {}
+
+    void fork_children(const SpawnNode& node) const {
+        for (int32_t pid : node.children)
+            if (clone_with_pid(pid) == 0) run(plan_.node(pid));
+    }
+    // The stand-ins it forked, once every process has joined its group.
+    void reap_stand_ins(const SpawnNode& node) const {
+        for (int32_t pid : node.children) {
+            if (!plan_.node(pid).stand_in) continue;
+            int status = 0;
+            while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR) fail_errno(node_name(node) + " cannot reap the stand-in " + std::to_string(pid));
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail("the stand-in " + std::to_string(pid) + " failed");
+        }
+    }
+
+private:
+    // In the new process.
+    [[noreturn]] void run(const SpawnNode& node) const {
+        try {
+            take_place(node);
+            if (node.stand_in) stand_in(node);
+            become_task(node, *tree_.find(node.pid));
+        } catch (const std::exception& e) {
+            report(ready_fd_, std::string("E") + e.what());
+            syscall(SYS_exit_group, 1);
+        }
+        for (;;) pause();  // until the tracer takes over
+    }
+
+    // Holds an exited leader's session or group (and forks the session's
+    // orphans) until every process is in, then exits: its orphans go to
+    // its parent, whose child subreaper flag is set meanwhile.
+    [[noreturn]] void stand_in(const SpawnNode& node) const {
+        fork_children(node);
+        barrier_.arrive();
+        barrier_.await_leave();
+        reap_stand_ins(node);
+        _exit(0);
+    }
+
+    void become_task(const SpawnNode& node, const TaskImage& t) const {
+        if (node.adopts) set_child_subreaper(node, true);
+        fork_children(node);
+        barrier_.arrive();
+        if (node.join) join_group(node);
+        reap_stand_ins(node);
+        await_zombie_children(node);
+        if (node.adopts) set_child_subreaper(node, t.process.child_subreaper != 0);
         if (t.task.state == static_cast<uint32_t>(TaskState::Zombie)) become_zombie(t);
         reset_signals_in_restorer();
         apply_process_in_restorer(t);
-        install_fds(t, fds);
-        report(ready_fd, "R" + std::to_string(t.task.pid));
-    } catch (const std::exception& e) {
-        report(ready_fd, std::string("E") + e.what());
-        syscall(SYS_exit_group, 1);
+        install_fds(t, fds_);
+        report(ready_fd_, "R" + std::to_string(t.task.pid));
     }
-    for (;;) pause();
+
+    void join_group(const SpawnNode& node) const {
+        barrier_.await_join();
+        if (setpgid(0, node.join) != 0)
+            fail_errno("cannot move " + node_name(node) + " into process group " + std::to_string(node.join));
+        barrier_.arrive();
+    }
+
+    // Its zombie children must have exited before it reports ready: the
+    // orphans of a zombie session leader come to it then.
+    void await_zombie_children(const SpawnNode& node) const {
+        for (const auto& t : tree_.tasks) {
+            if (t.task.state != static_cast<uint32_t>(TaskState::Zombie) || t.task.ppid != node.pid) continue;
+            siginfo_t info{};
+            while (waitid(P_PID, static_cast<id_t>(t.task.pid), &info, WEXITED | WNOWAIT) != 0)
+                if (errno != EINTR) fail_errno(node_name(node) + " cannot wait for its zombie child " + std::to_string(t.task.pid));
+        }
+    }
+
+    const TreeImage& tree_;
+    const SpawnPlan& plan_;
+    const SharedFds& fds_;
+    const SpawnBarrier& barrier_;
+    int ready_fd_;
+};
+
+// The program's first process (init reports its end as the program's):
+// init forked it first, so it has the lowest PID of init's live children
+// (others are orphans init adopted).
+int32_t main_process(const TreeImage& tree) {
+    int32_t main = 0;
+    for (const auto& t : tree.tasks)
+        if (t.task.state != static_cast<uint32_t>(TaskState::Zombie) && tree.parent(t.task) == 1 && (main == 0 || t.task.pid < main))
+            main = t.task.pid;
+    if (main == 0) fail("the checkpoint holds no live process");
+    return main;
 }
 
-void spawn(const TreeImage& tree, const TaskImage& t, const SharedFds& fds, int ready_fd) {
-    if (clone_with_pid(t.task.pid) == 0) become_task(tree, t, fds, ready_fd);
+SpawnPlan plan_restore(const TreeImage& tree) {
+    std::vector<TaskRecord> records;
+    for (const auto& t : tree.tasks) records.push_back(t.task);
+    try {
+        return plan_spawn(records);
+    } catch (const EngineError& e) {
+        fail(std::string("cannot restore ") + e.what());
+    }
 }
 
 }  // namespace
 
 int32_t spawn_tree(const TreeImage& tree, const RankReader& reader, int ready_fd, const FileOptions& options) {
+    const SpawnPlan plan = plan_restore(tree);
+    const int32_t main = main_process(tree);
     SharedFds fds;
     fds.lowest = restore_fd_base(tree);
     if (ready_fd < fds.lowest) fail("internal: the restore's descriptors must lie above the program's");
@@ -159,18 +306,17 @@ int32_t spawn_tree(const TreeImage& tree, const RankReader& reader, int ready_fd
     for (const auto& [id, fd] : fds.shmem) announce += std::to_string(id) + "=" + std::to_string(fd) + ",";
     report(ready_fd, announce);
     create_shared_files(tree, fds, options);
-    int32_t first = 0;
-    for (const auto& t : tree.tasks) {
-        if (t.task.ppid > 1 && tree.find(t.task.ppid)) continue;  // its parent creates it
-        if (first == 0 && t.task.state != static_cast<uint32_t>(TaskState::Zombie)) first = t.task.pid;
-        spawn(tree, t, fds, ready_fd);
-    }
+    const SpawnBarrier barrier(fds);
+    const Spawner spawner(tree, plan, fds, barrier, ready_fd);
+    spawner.fork_children(plan.node(1));
     // init keeps none of them: a pipe's write end held here would keep its
     // reader from ever seeing end of file.
     for (auto& [id, fd] : fds.files) close(fd);
     for (auto& [id, fd] : fds.shmem) close(fd);
-    if (first == 0) fail("the checkpoint holds no live process");
-    return first;
+    barrier.run(plan);
+    spawner.reap_stand_ins(plan.node(1));
+    report(ready_fd, "D");  // every stand-in is gone
+    return main;
 }
 
 // ---- stages 4 and 5: the tracer ---------------------------------------------------
@@ -182,13 +328,20 @@ struct Ready {
     pid_t outer;
 };
 
-// Collects init's announcement of the shared memory fds ("S<id>=<fd>,...")
-// and one "R<pid>" per live process; "E<message>" is a failure.
-std::vector<Ready> wait_ready(const TreeImage& tree, int ready_fd, SharedFds& fds) {
+// What stage 3 reports: every live process, and init (outer PIDs).
+struct Spawned {
+    std::vector<Ready> ready;
+    pid_t init = 0;
+};
+
+// Collects init's announcement of the shared memory fds ("S<id>=<fd>,..."),
+// one "R<pid>" per live process and init's "D" (done: the stand-ins are
+// gone); "E<message>" is a failure.
+Spawned wait_ready(const TreeImage& tree, int ready_fd, SharedFds& fds) {
     size_t expected = 0;
     for (const auto& t : tree.tasks) expected += t.task.state != static_cast<uint32_t>(TaskState::Zombie);
-    std::vector<Ready> ready;
-    while (ready.size() < expected) {
+    Spawned spawned;
+    while (spawned.ready.size() < expected || spawned.init == 0) {
         char buf[4096];
         char control[CMSG_SPACE(sizeof(ucred))];
         iovec iov{buf, sizeof buf - 1};
@@ -214,9 +367,31 @@ std::vector<Ready> wait_ready(const TreeImage& tree, int ready_fd, SharedFds& fd
         if (!c || c->cmsg_type != SCM_CREDENTIALS) fail("a restoring process reported without credentials");
         ucred cred{};
         std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
-        ready.push_back({std::atoi(buf + 1), cred.pid});
+        if (buf[0] == 'D')
+            spawned.init = cred.pid;
+        else
+            spawned.ready.push_back({std::atoi(buf + 1), cred.pid});
     }
-    return ready;
+    return spawned;
+}
+
+// Stage 3 must have made the saved tree: every live process's parent,
+// group and session, seen from outside, before anything of it is restored.
+void check_tree(const TreeImage& tree, const Spawned& spawned) {
+    std::map<pid_t, int32_t> inner = {{spawned.init, 1}};
+    for (const auto& r : spawned.ready) inner[r.outer] = r.pid;
+    for (const auto& r : spawned.ready) {
+        const TaskImage* image = tree.find(r.pid);
+        if (!image) fail("process " + std::to_string(r.pid) + " reported ready but is not in the checkpoint");
+        const TaskRecord& want = image->task;
+        const auto parent = inner.find(read_stat(r.outer).ppid);
+        const int32_t ppid = parent == inner.end() ? 0 : parent->second;
+        const int32_t pgid = innermost_status_id(r.outer, "NSpgid"), sid = innermost_status_id(r.outer, "NSsid");
+        if (ppid != tree.parent(want) || pgid != want.pgid || sid != want.sid)
+            fail("process " + std::to_string(r.pid) + " came back with parent/group/session " + std::to_string(ppid) + "/" +
+                 std::to_string(pgid) + "/" + std::to_string(sid) + " instead of " + std::to_string(tree.parent(want)) + "/" +
+                 std::to_string(want.pgid) + "/" + std::to_string(want.sid));
+    }
 }
 
 Trampoline install_trampoline(Task& task, const TaskImage& image) {
@@ -293,8 +468,10 @@ std::unique_ptr<RestoredTree> transform_tree(const TreeImage& tree, const RankRe
     SharedFds fds;
     fds.lowest = restore_fd_base(tree);
     auto restored = std::make_unique<RestoredTree>();
-    auto ready = wait_ready(tree, ready_fd, fds);
+    const Spawned spawned = wait_ready(tree, ready_fd, fds);
+    const std::vector<Ready>& ready = spawned.ready;
     for (const auto& r : ready) restored->processes_.push_back(r.outer);
+    check_tree(tree, spawned);
     WorkerPool pool(std::max(1u, std::thread::hardware_concurrency()));
     for (const auto& image : tree.tasks) {
         if (image.task.state == static_cast<uint32_t>(TaskState::Zombie)) continue;

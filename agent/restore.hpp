@@ -4,8 +4,9 @@
 //                shared memory) so that sharing is inherited
 //   3. fork      every process is created with its exact PID (clone3
 //                set_tid) by its parent, still running restorer code,
-//                installs its descriptors, cwd, umask, session and group,
-//                and reports ready
+//                gets its session and group (stand-ins recreate those of
+//                exited leaders, see plan_spawn), installs its descriptors,
+//                cwd and umask, and reports ready
 //   4. transform the tracer replaces each process's memory with the image's
 //                through injected system calls, creates its threads with
 //                their TIDs, and restores signals, timers, limits
@@ -27,7 +28,8 @@ namespace ckpt::agent {
 int restore_fd_base(const TreeImage& tree);
 
 // Stage 2 and 3, in the restore's init (PID 1 of the new namespace).
-// Returns the PID of the first process of the tree (the program).
+// Returns the PID of the first process of the tree (the program); every
+// stand-in init forked is reaped by then.
 int32_t spawn_tree(const TreeImage& tree, const RankReader& reader, int ready_fd, const FileOptions& options);
 
 // A restored tree after stage 4: every thread stopped under ptrace, ready
@@ -53,7 +55,7 @@ private:
 };
 
 // Stage 4, in the tracer. ready_fd receives one message per live process
-// (SO_PASSCRED set). On failure throws after killing what it restored; the
+// and init's when the stand-ins are gone (SO_PASSCRED set). On failure throws after killing what it restored; the
 // caller also kills the namespace's init.
 std::unique_ptr<RestoredTree> transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd,
                                              const std::function<void(const std::string&)>& progress);

@@ -259,8 +259,9 @@ private:
             if (t.state > static_cast<uint32_t>(TaskState::Zombie)) fail(tree, "tasks", row + "invalid state");
             if (t.state == static_cast<uint32_t>(TaskState::Running) && t.nthreads == 0)
                 fail(tree, "tasks", row + "a live task without threads");
-            // Parents come before children; the root's parent is outside the tree.
-            if (i > 0 && !pids.contains(t.ppid)) fail(tree, "tasks", row + "parent " + std::to_string(t.ppid) + " is not in the tree before it");
+            // Parents come before children. The root's parent is outside the
+            // tree, and so is the namespace's init (1), which adopts orphans.
+            if (i > 0 && t.ppid > 1 && !pids.contains(t.ppid)) fail(tree, "tasks", row + "parent " + std::to_string(t.ppid) + " is not in the tree before it");
         }
     }
 

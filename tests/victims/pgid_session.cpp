@@ -16,15 +16,8 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <vector>
 
 namespace {
-
-struct Ids {
-  pid_t pid, ppid, pgid, sid;
-};
-
-Ids mine() { return Ids{getpid(), getppid(), getpgid(0), getsid(0)}; }
 
 int report_fd = -1;
 int release[2];  // every process waits for EOF on release[0] before exiting
@@ -43,15 +36,9 @@ void wait_release() {
   }
 }
 
-// Saves the ids, reports them to the victim, waits for go, checks, exits.
+// Reports the ids to the victim, waits for go, checks, exits.
 [[noreturn]] void settle_and_check(const char* name) {
-  const Ids saved = mine();
-  victim_sys(write(report_fd, &saved, sizeof saved));
-  victim_wait_go();
-  const Ids now = mine();
-  victim_check(now.pid == saved.pid && now.ppid == saved.ppid && now.pgid == saved.pgid && now.sid == saved.sid,
-               "%s: pid/ppid/pgid/sid %d/%d/%d/%d, were %d/%d/%d/%d", name, now.pid, now.ppid, now.pgid, now.sid,
-               saved.pid, saved.ppid, saved.pgid, saved.sid);
+  victim_report_and_recheck_ids(report_fd, name);
   wait_release();
   _exit(0);
 }
@@ -73,10 +60,7 @@ void s2() {
 void s() {
   victim_sys(setsid());
   pid_t a = spawn(s1), b = spawn(s2);
-  const Ids saved = mine();
-  victim_sys(write(report_fd, &saved, sizeof saved));
-  victim_wait_go();
-  victim_check(getsid(0) == saved.sid && getpgid(0) == saved.pgid, "S: session or group changed");
+  victim_report_and_recheck_ids(report_fd, "S");
   wait_release();
   for (pid_t p : {a, b}) {
     int st = victim_wait_child(p);
@@ -117,7 +101,7 @@ int main() {
   victim_sys(pipe(rep));
   victim_sys(pipe(release));
   report_fd = rep[1];
-  const Ids root = mine();
+  const VictimIds root = victim_ids();
 
   spawn(s);
   pid_t gp = spawn(g);
@@ -137,22 +121,14 @@ int main() {
     victim_check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "leader %d %s", p, victim_status_str(st).c_str());
   }
   // Reports: S, S1, S2, G, H, Y, M.
-  std::vector<Ids> procs;
-  for (int i = 0; i < 7; ++i) {
-    Ids id{};
-    victim_check(read(rep[0], &id, sizeof id) == sizeof id, "only %d of 7 processes reported", i);
-    procs.push_back(id);
-  }
+  const std::vector<VictimIds> procs = victim_read_ids(rep[0], 7);
 
   victim_ready();
   victim_wait_go();
 
-  const Ids me = mine();
+  const VictimIds me = victim_ids();
   victim_check(me.pid == root.pid && me.pgid == root.pgid && me.sid == root.sid, "victim's own pid/pgid/sid changed");
-  for (const Ids& id : procs) {
-    victim_check(getpgid(id.pid) == id.pgid, "process %d: pgid %d, was %d", id.pid, getpgid(id.pid), id.pgid);
-    victim_check(getsid(id.pid) == id.sid, "process %d: sid %d, was %d", id.pid, getsid(id.pid), id.sid);
-  }
+  victim_check_ids_from_outside(procs);
   close(release[1]);
   // Reap everyone: S, G, H and the reparented Y and M (S reaps S1, S2).
   for (int i = 0; i < 5; ++i) {

@@ -204,3 +204,39 @@ std::string victim_status_str(int status) {
   if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
   return "status " + std::to_string(status);
 }
+
+char victim_proc_state(pid_t pid) {
+  const std::string s = victim_read_file("/proc/" + std::to_string(pid) + "/stat");
+  // The command name may hold spaces and parentheses: the state follows the last ')'.
+  const std::size_t at = s.rfind(')');
+  return at == std::string::npos || at + 2 >= s.size() ? '?' : s[at + 2];
+}
+
+VictimIds victim_ids() { return VictimIds{getpid(), getppid(), getpgid(0), getsid(0)}; }
+
+void victim_report_and_recheck_ids(int fd, const char* who) {
+  const VictimIds saved = victim_ids();
+  victim_sys(write(fd, &saved, sizeof saved));
+  victim_wait_go();
+  const VictimIds now = victim_ids();
+  victim_check(now.pid == saved.pid && now.ppid == saved.ppid && now.pgid == saved.pgid && now.sid == saved.sid,
+               "%s: pid/ppid/pgid/sid %d/%d/%d/%d, were %d/%d/%d/%d", who, now.pid, now.ppid, now.pgid, now.sid,
+               saved.pid, saved.ppid, saved.pgid, saved.sid);
+}
+
+std::vector<VictimIds> victim_read_ids(int fd, int n) {
+  std::vector<VictimIds> procs;
+  for (int i = 0; i < n; ++i) {
+    VictimIds id{};
+    victim_check(read(fd, &id, sizeof id) == sizeof id, "only %d of %d processes reported", i, n);
+    procs.push_back(id);
+  }
+  return procs;
+}
+
+void victim_check_ids_from_outside(const std::vector<VictimIds>& procs) {
+  for (const VictimIds& id : procs) {
+    victim_check(getpgid(id.pid) == id.pgid, "process %d: pgid %d, was %d", id.pid, getpgid(id.pid), id.pgid);
+    victim_check(getsid(id.pid) == id.sid, "process %d: sid %d, was %d", id.pid, getsid(id.pid), id.sid);
+  }
+}

@@ -17,6 +17,7 @@
 #include <initializer_list>
 #include <string>
 #include <type_traits>
+#include <vector>
 #include <sys/mman.h>
 #include <sys/types.h>
 
@@ -74,3 +75,22 @@ std::size_t victim_verify(const void* p, std::size_t n, std::uint64_t seed);
 int victim_wait_child(pid_t pid);
 // Exit status of a child as text ("exited 3", "killed by signal 9").
 std::string victim_status_str(int status);
+
+// State letter of /proc/PID/stat ('Z' for a zombie); FAIL if unreadable.
+char victim_proc_state(pid_t pid);
+
+// ---- process-tree victims ----------------------------------------------------
+
+// A process's ids as it sees them.
+struct VictimIds {
+  pid_t pid, ppid, pgid, sid;
+};
+VictimIds victim_ids();
+// In a process of the tree: writes its ids to `fd` (a pipe to the victim),
+// waits for go, and FAILs naming `who` unless its ids are still the same.
+void victim_report_and_recheck_ids(int fd, const char* who);
+// In the victim: the ids `n` processes reported (in any order).
+std::vector<VictimIds> victim_read_ids(int fd, int n);
+// In the victim, after go: FAILs unless getpgid()/getsid() of each process
+// equal what it reported.
+void victim_check_ids_from_outside(const std::vector<VictimIds>& procs);

@@ -12,12 +12,6 @@
 
 namespace {
 
-char state_of(pid_t pid) {
-  std::string s = victim_read_file("/proc/" + std::to_string(pid) + "/stat");
-  std::size_t at = s.rfind(')');
-  return at == std::string::npos || at + 2 >= s.size() ? '?' : s[at + 2];
-}
-
 void wait_zombie(pid_t pid) {
   siginfo_t si{};
   victim_sys(waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT));
@@ -35,13 +29,13 @@ int main() {
   victim_sys(kill(killed, SIGKILL));
   wait_zombie(exited);
   wait_zombie(killed);
-  victim_check(state_of(exited) == 'Z' && state_of(killed) == 'Z', "children are not zombies");
+  victim_check(victim_proc_state(exited) == 'Z' && victim_proc_state(killed) == 'Z', "children are not zombies");
 
   victim_ready();
   victim_wait_go();
 
-  victim_check(state_of(exited) == 'Z', "child %d is in state %c, not a zombie", exited, state_of(exited));
-  victim_check(state_of(killed) == 'Z', "child %d is in state %c, not a zombie", killed, state_of(killed));
+  victim_check(victim_proc_state(exited) == 'Z', "child %d is in state %c, not a zombie", exited, victim_proc_state(exited));
+  victim_check(victim_proc_state(killed) == 'Z', "child %d is in state %c, not a zombie", killed, victim_proc_state(killed));
   int st = victim_wait_child(exited);
   victim_check(WIFEXITED(st) && WEXITSTATUS(st) == 42, "first zombie: %s, expected exited 42",
                victim_status_str(st).c_str());
