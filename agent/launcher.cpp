@@ -171,7 +171,9 @@ std::vector<std::string> Launcher::restart_candidates() const {
         std::error_code ec;
         if (std::filesystem::is_directory(path, ec)) {
             if (std::filesystem::exists(path + "/latest")) path += "/latest";
-            path += "/" + rank_file_name(0);
+            // Two appends: GCC 12's -Wrestrict misreads `"/" + std::string&&` at -O2.
+            path += '/';
+            path += rank_file_name(0);
         }
         return path;
     };
