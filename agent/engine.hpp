@@ -31,6 +31,15 @@ struct ShmemView {
     Task* task = nullptr;
     uint64_t start = 0, end = 0, pgoff = 0;
     bool shared = true;
+    bool writable = false;
+};
+
+// A memfd or deleted file some process holds a descriptor of: its content
+// is read through `fd` (opened again through /proc/PID/fd/N) rather than
+// through its mappings, whole and at its true size.
+struct ShmemFile {
+    UniqueFd fd;
+    std::string where;  // the first descriptor seen, for messages
 };
 
 struct DumpState {
@@ -57,6 +66,7 @@ struct DumpState {
     std::vector<ShmemRecord> shmem;
     std::map<ObjectKey, uint64_t> shmem_ids;
     std::map<uint64_t, std::vector<ShmemView>> shmem_views;
+    std::map<uint64_t, ShmemFile> shmem_files;
 };
 
 // ---- restore ------------------------------------------------------------------

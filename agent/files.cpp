@@ -1,5 +1,6 @@
 #include "agent/files.hpp"
 
+#include "agent/memory.hpp"
 #include "agent/procfs.hpp"
 #include "image/table.hpp"
 
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -66,6 +68,20 @@ std::vector<uint8_t> peek_pipe(pid_t pid, int fd, uint64_t capacity, const std::
     return data;
 }
 
+// A memfd, or a file unlinked while open: only descriptors and mappings
+// reach it, so its content goes into the image, as a shared memory object
+// (the same one as its mappings). A name ending in " (deleted)" whose file
+// still has links is a file really named so (found at that path), or one
+// reached by another name that /proc does not tell.
+std::optional<VmaKind> unlinked_object(const std::string& target, const struct stat& st, const std::string& where) {
+    const auto kind = unlinked_kind(target);
+    if (!kind || st.st_nlink == 0) return kind;
+    struct stat named {};
+    if (stat(target.c_str(), &named) == 0 && named.st_dev == st.st_dev && named.st_ino == st.st_ino) return std::nullopt;
+    fail("cannot checkpoint " + where + ": " + target + " was unlinked, but the file has " + std::to_string(st.st_nlink) +
+         " other link(s) under a name the engine cannot know (not supported)");
+}
+
 }  // namespace
 
 void dump_files(Task& task, DumpState& state, hid_t task_group) {
@@ -113,10 +129,12 @@ void dump_files(Task& task, DumpState& state, hid_t task_group) {
                 f.kind = static_cast<uint32_t>(FileKind::Inherited);
                 f.inherited_fd = static_cast<uint32_t>(launcher_fd);
             } else if (S_ISREG(st.st_mode)) {
-                if (target.ends_with(" (deleted)") || target.starts_with("/memfd:"))
-                    fail("cannot checkpoint " + where + ": " + target + " is a deleted file or memfd (not supported)");
-                f.kind = static_cast<uint32_t>(FileKind::Regular);
                 f.size = static_cast<uint64_t>(st.st_size);
+                f.kind = static_cast<uint32_t>(FileKind::Regular);
+                if (const auto unlinked = unlinked_object(target, st, where)) {
+                    f.kind = static_cast<uint32_t>(*unlinked == VmaKind::Memfd ? FileKind::Memfd : FileKind::DeletedFile);
+                    f.object_id = dump_shmem_descriptor(task, fd, st, *unlinked, target, state, where);
+                }
             } else if (S_ISDIR(st.st_mode)) {
                 f.kind = static_cast<uint32_t>(FileKind::Directory);
             } else if (S_ISFIFO(st.st_mode)) {
@@ -187,6 +205,24 @@ int open_file(const FileRecord& f, const FileOptions& options) {
     return fd;
 }
 
+// Another open file description of a memfd or deleted file that
+// create_shared_memory made: opened through /proc/self/fd, so it is the same
+// object (with the same name in /proc/PID/fd), with this description's own
+// flags and offset.
+int reopen_object(const FileRecord& f, const SharedFds& fds) {
+    const std::string what = "file " + std::to_string(f.id) + " (" + f.path + ")";
+    auto it = fds.shmem.find(f.object_id);
+    if (f.object_id == 0 || it == fds.shmem.end())
+        fail(what + " refers to shared memory object " + std::to_string(f.object_id) + ", which is not in the image");
+    const std::string self = "/proc/self/fd/" + std::to_string(it->second);
+    const int flags = static_cast<int>(f.flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOFOLLOW | O_TMPFILE);
+    UniqueFd fd(open(self.c_str(), flags | O_CLOEXEC));
+    if (!fd.valid()) fail_errno("cannot open " + what + " again");
+    if (!(flags & O_PATH) && lseek(fd.get(), static_cast<off_t>(f.pos), SEEK_SET) < 0)
+        fail_errno("cannot restore the offset of " + what);
+    return fd.release();
+}
+
 }  // namespace
 
 void create_shared_files(const TreeImage& tree, SharedFds& fds, const FileOptions& options) {
@@ -242,10 +278,15 @@ void create_shared_files(const TreeImage& tree, SharedFds& fds, const FileOption
                 fd = to_high_fd(open_file(f, options), fds, f.path);
                 break;
             case FileKind::Memfd:
-                fail("file " + f.path + ": memfd descriptors are not supported");
+            case FileKind::DeletedFile:
+                fd = to_high_fd(reopen_object(f, fds), fds, f.path);
+                break;
+            default:
+                fail("file " + std::to_string(f.id) + " (" + f.path + ") has an unknown kind " + std::to_string(f.kind));
         }
         fds.files[f.id] = fd;
     }
+    finish_shared_memory(tree, fds);
     for (auto& [id, ends] : pipes) {
         close(ends.first);
         close(ends.second);

@@ -1,5 +1,7 @@
 // Files: the descriptor table, open file descriptions (stored once, shared
-// again), pipes with their unread bytes, devices, and the launcher's stdio.
+// again), pipes with their unread bytes, devices, descriptors of memfds and
+// deleted files (their content is a shared memory object, memory.cpp), and
+// the launcher's stdio.
 #pragma once
 
 #include "agent/engine.hpp"
@@ -19,7 +21,9 @@ void dump_files(Task& task, DumpState& state, hid_t task_group);
 void dump_shared_files(DumpState& state);
 
 // In the restore's init: every open file description and pipe, at fds >=
-// fds.lowest, inherited by every restoring process.
+// fds.lowest, inherited by every restoring process. Descriptions of memfds
+// and deleted files are opened on the objects create_shared_memory made
+// (it runs first), which then get their mode and seals.
 void create_shared_files(const TreeImage& tree, SharedFds& fds, const FileOptions& options);
 // In a restoring process (its own code): installs its descriptor table.
 void install_fds(const TaskImage& task, const SharedFds& fds);

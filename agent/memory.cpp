@@ -4,14 +4,18 @@
 #include "image/table.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/prctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <iostream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -121,6 +125,12 @@ void DumpState::count_bytes(uint64_t n, const std::string& what) {
     progress("dumping " + what + ": " + buf);
 }
 
+std::optional<VmaKind> unlinked_kind(const std::string& path) {
+    if (path.starts_with("/memfd:")) return VmaKind::Memfd;
+    if (ends_with_deleted(path)) return VmaKind::DeletedFile;
+    return std::nullopt;
+}
+
 VmaKind classify_mapping(const MapEntry& m) {
     const std::string& p = m.path;
     if (p == "[vdso]") return VmaKind::Vdso;
@@ -130,18 +140,36 @@ VmaKind classify_mapping(const MapEntry& m) {
     const bool anonymous = p.empty() || p[0] == '[';
     if (m.shared) {
         if (anonymous || p.starts_with("/dev/zero") || p.starts_with("/SYSV")) return VmaKind::AnonShared;
-        if (p.starts_with("/memfd:")) return VmaKind::Memfd;
-        if (ends_with_deleted(p)) return VmaKind::DeletedFile;
-        return VmaKind::FileShared;
+        return unlinked_kind(p).value_or(VmaKind::FileShared);
     }
     if (anonymous) return VmaKind::AnonPrivate;
     // Private views of files that only exist through their mappings: the
     // content is kept once as a shared memory object, and only the pages
     // this process changed are stored with the process.
-    if (p.starts_with("/memfd:")) return VmaKind::Memfd;
-    if (ends_with_deleted(p)) return VmaKind::DeletedFile;
-    return VmaKind::FilePrivate;
+    return unlinked_kind(p).value_or(VmaKind::FilePrivate);
 }
+
+namespace {
+
+// The shared memory object of a mapping or descriptor, by device and inode:
+// one id for all of them, in every process.
+uint64_t shmem_object(DumpState& state, ObjectKey key, VmaKind kind, const std::string& name) {
+    auto [it, fresh] = state.shmem_ids.try_emplace(key, state.shmem_ids.size() + 1);
+    if (fresh) {
+        ShmemRecord s;
+        s.id = it->second;
+        s.kind = static_cast<uint32_t>(kind);
+        s.name = name;
+        state.shmem.push_back(s);
+    }
+    return it->second;
+}
+
+ShmemRecord& shmem_record(DumpState& state, uint64_t id) {
+    return *std::find_if(state.shmem.begin(), state.shmem.end(), [&](const ShmemRecord& s) { return s.id == id; });
+}
+
+}  // namespace
 
 void dump_memory(Task& task, DumpState& state, hid_t task_group) {
     const auto maps = read_maps(task.outer());
@@ -173,19 +201,15 @@ void dump_memory(Task& task, DumpState& state, hid_t task_group) {
             fail("cannot checkpoint " + task.name() + ": mapping " + hex(m.start) + "-" + hex(m.end) +
                  " is System V shared memory, which is not supported");
         if (kind == VmaKind::AnonShared || kind == VmaKind::Memfd || kind == VmaKind::DeletedFile) {
-            ObjectKey key{m.dev, m.inode};
-            auto [it, fresh] = state.shmem_ids.try_emplace(key, state.shmem_ids.size() + 1);
-            if (fresh) {
-                ShmemRecord s;
-                s.id = it->second;
-                s.kind = static_cast<uint32_t>(kind);
-                s.name = m.path;
-                state.shmem.push_back(s);
+            const uint64_t id = shmem_object(state, {m.dev, m.inode}, kind, m.path);
+            // A descriptor of the object tells its size; without one, its
+            // mappings show how much of it there is.
+            if (!state.shmem_files.contains(id)) {
+                ShmemRecord& rec = shmem_record(state, id);
+                rec.bytes = std::max(rec.bytes, m.offset + (m.end - m.start));
             }
-            auto& rec = *std::find_if(state.shmem.begin(), state.shmem.end(), [&](auto& s) { return s.id == it->second; });
-            rec.bytes = std::max(rec.bytes, m.offset + (m.end - m.start));
-            state.shmem_views[it->second].push_back({&task, m.start, m.end, m.offset, m.shared});
-            v.shmem_id = it->second;
+            state.shmem_views[id].push_back({&task, m.start, m.end, m.offset, m.shared, m.write});
+            v.shmem_id = id;
         }
         vmas.push_back(v);
         if (special(kind) || kind == VmaKind::FileShared || (v.shmem_id != 0 && m.shared)) continue;
@@ -214,61 +238,172 @@ void dump_memory(Task& task, DumpState& state, hid_t task_group) {
     pages->finish();
 }
 
+uint64_t dump_shmem_descriptor(const Task& task, int fd, const struct stat& st, VmaKind kind, const std::string& target,
+                               DumpState& state, const std::string& where) {
+    const uint64_t id = shmem_object(state, {st.st_dev, st.st_ino}, kind, target);
+    if (state.shmem_files.contains(id)) return id;
+    // A description of our own: reading it moves no offset of the program's.
+    const std::string path = "/proc/" + std::to_string(task.outer()) + "/fd/" + std::to_string(fd);
+    UniqueFd file(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!file.valid()) fail_errno("cannot checkpoint " + where + ": cannot open " + target + " to read its contents");
+    ShmemRecord& rec = shmem_record(state, id);
+    if (kind == VmaKind::Memfd) {
+        struct statfs fs {};
+        if (fstatfs(file.get(), &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC)
+            fail("cannot checkpoint " + where + ": " + target + " is a memfd of huge pages (MFD_HUGETLB, not supported)");
+        const int seals = fcntl(file.get(), F_GET_SEALS);
+        if (seals < 0) fail_errno("cannot checkpoint " + where + ": cannot read the seals of " + target);
+        rec.seals = static_cast<uint32_t>(seals);
+    }
+    rec.bytes = static_cast<uint64_t>(st.st_size);
+    state.shmem_files[id] = ShmemFile{std::move(file), where};
+    return id;
+}
+
+namespace {
+
+// A restore seals a memfd before its mappings are made again; the kernel
+// refuses a writable shared mapping of a memfd sealed with
+// F_SEAL_FUTURE_WRITE (the original's was made before the seal).
+void check_sealed_views(DumpState& state) {
+    for (const auto& s : state.shmem) {
+        if (!(s.seals & F_SEAL_FUTURE_WRITE)) continue;
+        for (const auto& v : state.shmem_views[s.id])
+            if (v.shared && v.writable)
+                fail("cannot checkpoint " + v.task->name() + ": mapping " + hex(v.start) + "-" + hex(v.end) + " of " + s.name +
+                     " is writable, but the memfd is sealed with F_SEAL_FUTURE_WRITE (not supported)");
+    }
+}
+
+// The content of an object known only through its mappings: every page some
+// mapping shows, read through a shared mapping when there is one (a private
+// view may hold its own changes), in offset order.
+void copy_views(const std::vector<ShmemView>& views, uint64_t bytes, PageWriter& pages, std::vector<uint8_t>& buffer) {
+    const uint64_t npages = (bytes + kPage - 1) / kPage;
+    std::vector<int> source(npages, -1);
+    for (int pass = 0; pass < 2; ++pass)
+        for (size_t i = 0; i < views.size(); ++i) {
+            if (views[i].shared != (pass == 0)) continue;
+            for (uint64_t off = views[i].pgoff; off < views[i].pgoff + (views[i].end - views[i].start); off += kPage)
+                if (source[off / kPage] < 0) source[off / kPage] = static_cast<int>(i);
+        }
+    for (uint64_t p = 0; p < npages;) {
+        if (source[p] < 0) {
+            ++p;
+            continue;
+        }
+        uint64_t q = p;
+        while (q < npages && source[q] == source[p] && q - p < kReadBatch / kPage) ++q;
+        const ShmemView& v = views[static_cast<size_t>(source[p])];
+        buffer.resize((q - p) * kPage);
+        v.task->read(v.start + (p * kPage - v.pgoff), buffer.data(), buffer.size());
+        pages.append(p * kPage, buffer);
+        p = q;
+    }
+}
+
+// The content of an object read through a descriptor: its data, not its
+// holes (SEEK_DATA/SEEK_HOLE), in batches, offsets as addresses; the last
+// page is padded with zeros.
+void copy_file(const ShmemFile& file, const ShmemRecord& s, PageWriter& pages, std::vector<uint8_t>& buffer, DumpState& state) {
+    const std::string what = s.name + " (" + file.where + ")";
+    const int fd = file.fd.get();
+    const uint64_t limit = (s.bytes + kPage - 1) / kPage * kPage;
+    for (uint64_t at = 0; at < limit;) {
+        const off_t data = lseek(fd, static_cast<off_t>(at), SEEK_DATA);
+        if (data < 0) {
+            if (errno == ENXIO) break;  // only a hole is left
+            fail_errno("cannot find the data of " + what);
+        }
+        const off_t hole = lseek(fd, data, SEEK_HOLE);
+        if (hole < 0) fail_errno("cannot find the holes of " + what);
+        const uint64_t start = static_cast<uint64_t>(data) / kPage * kPage;
+        const uint64_t end = std::min(limit, (static_cast<uint64_t>(hole) + kPage - 1) / kPage * kPage);
+        if (start >= end) break;  // data beyond the size the checkpoint saw
+        for (uint64_t pos = start; pos < end;) {
+            const uint64_t n = std::min(end - pos, kReadBatch);
+            buffer.resize(n);
+            uint64_t got = 0;
+            while (got < n) {
+                const ssize_t r = pread(fd, buffer.data() + got, n - got, static_cast<off_t>(pos + got));
+                if (r < 0 && errno == EINTR) continue;
+                if (r < 0) fail_errno("cannot read " + what);
+                if (r == 0) break;  // end of file: the rest of the page is zeros
+                got += static_cast<uint64_t>(r);
+            }
+            std::fill(buffer.begin() + static_cast<ptrdiff_t>(got), buffer.end(), uint8_t{0});
+            pages.append(pos, buffer);
+            state.count_bytes(n, what);
+            pos += n;
+        }
+        at = end;
+    }
+}
+
+}  // namespace
+
 void dump_shared_memory(DumpState& state) {
     if (state.shmem.empty()) return;
+    check_sealed_views(state);
     h5::Hid shared = state.writer.shared();
     write_table(shared, "shmem", state.shmem);
     std::vector<uint8_t> buffer;
     for (const auto& s : state.shmem) {
         h5::Hid group = h5::create_group(state.writer.root(), shmem_group_name(s.id));
         auto pages = state.writer.page_writer(group, s.bytes);
-        // Every page some mapping shows, read through a shared mapping when
-        // there is one (a private view may hold its own changes), in offset
-        // order.
-        const auto& views = state.shmem_views[s.id];
-        const uint64_t npages = (s.bytes + kPage - 1) / kPage;
-        std::vector<int> source(npages, -1);
-        for (int pass = 0; pass < 2; ++pass)
-            for (size_t i = 0; i < views.size(); ++i) {
-                if (views[i].shared != (pass == 0)) continue;
-                for (uint64_t off = views[i].pgoff; off < views[i].pgoff + (views[i].end - views[i].start); off += kPage)
-                    if (source[off / kPage] < 0) source[off / kPage] = static_cast<int>(i);
-            }
-        for (uint64_t p = 0; p < npages;) {
-            if (source[p] < 0) {
-                ++p;
-                continue;
-            }
-            uint64_t q = p;
-            while (q < npages && source[q] == source[p] && q - p < kReadBatch / kPage) ++q;
-            const ShmemView& v = views[static_cast<size_t>(source[p])];
-            buffer.resize((q - p) * kPage);
-            v.task->read(v.start + (p * kPage - v.pgoff), buffer.data(), buffer.size());
-            pages->append(p * kPage, buffer);
-            p = q;
-        }
+        if (auto file = state.shmem_files.find(s.id); file != state.shmem_files.end())
+            copy_file(file->second, s, *pages, buffer, state);
+        else
+            copy_views(state.shmem_views[s.id], s.bytes, *pages, buffer);
         pages->finish();
     }
 }
 
 namespace {
 
-// A descriptor for a shared memory object that looks like the original in
-// /proc/PID/maps: a memfd of the same name, or a file created at the deleted
-// file's path and unlinked again (a memfd when that path is taken).
-int create_backing(const ShmemRecord& s) {
-    const std::string deleted = " (deleted)";
-    std::string name = s.name.ends_with(deleted) ? s.name.substr(0, s.name.size() - deleted.size()) : s.name;
-    if (s.kind == static_cast<uint32_t>(VmaKind::DeletedFile) && name.starts_with("/")) {
-        int fd = open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            unlink(name.c_str());
+// A file at a deleted file's path, unlinked again, so that /proc/PID/fd and
+// /proc/PID/maps show the original name: at that path when it is free, else
+// under a unique name beside it. When the directory is gone or cannot be
+// written (another node, another user), the content still comes back, in
+// an unnamed file in /tmp, with a warning: the name of a deleted file is
+// only seen in /proc.
+UniqueFd recreate_deleted_file(const std::string& path) {
+    int err = ENOENT;
+    if (path.starts_with("/")) {
+        std::string name = path;
+        UniqueFd fd(open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (!fd.valid() && errno == EEXIST) {
+            name = path + ".XXXXXX";
+            fd.reset(mkostemp(name.data(), O_CLOEXEC));
+        }
+        if (fd.valid()) {
+            if (unlink(name.c_str()) != 0) fail_errno("cannot unlink " + name + ", the new copy of deleted file " + path);
             return fd;
         }
+        err = errno;
+        if (err != ENOENT && err != ENOTDIR && err != EACCES && err != EPERM && err != EROFS && err != ENAMETOOLONG)
+            fail_errno("cannot recreate deleted file " + path);
     }
+    std::cerr << "ckpt-run: warning: deleted file " << path
+              << " comes back as an unnamed file in /tmp: its directory cannot be used (" << strerror(err) << ")\n";
+    UniqueFd fd(open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (!fd.valid()) fail_errno("cannot recreate deleted file " + path + " in /tmp either");
+    return fd;
+}
+
+// A descriptor for a shared memory object that looks like the original in
+// /proc/PID/maps and /proc/PID/fd: a recreated deleted file, or a memfd of
+// the same name. A memfd made without MFD_ALLOW_SEALING shows just
+// F_SEAL_SEAL; any other seals are added once it is filled.
+UniqueFd create_backing(const ShmemRecord& s) {
+    const std::string deleted = " (deleted)";
+    std::string name = s.name.ends_with(deleted) ? s.name.substr(0, s.name.size() - deleted.size()) : s.name;
+    if (s.kind == static_cast<uint32_t>(VmaKind::DeletedFile)) return recreate_deleted_file(name);
+    unsigned flags = MFD_CLOEXEC;
+    if (s.kind == static_cast<uint32_t>(VmaKind::Memfd) && s.seals != F_SEAL_SEAL) flags |= MFD_ALLOW_SEALING;
     if (name.starts_with("/memfd:")) name = name.substr(7);
-    if (name.empty() || name.starts_with("/")) name = "ckpt-shmem-" + std::to_string(s.id);
-    return static_cast<int>(syscall(SYS_memfd_create, name.substr(0, 249).c_str(), MFD_CLOEXEC));
+    else if (name.empty() || name.starts_with("/")) name = "ckpt-shmem-" + std::to_string(s.id);
+    return UniqueFd(static_cast<int>(syscall(SYS_memfd_create, name.substr(0, 249).c_str(), flags)));
 }
 
 }  // namespace
@@ -276,18 +411,50 @@ int create_backing(const ShmemRecord& s) {
 void create_shared_memory(const RankReader& reader, const TreeImage& tree, SharedFds& fds) {
     WorkerPool pool(1);
     for (const auto& s : tree.shmem) {
-        UniqueFd fd(create_backing(s));
-        if (!fd.valid()) fail_errno("cannot create shared memory object " + std::to_string(s.id) + " (" + s.name + ")");
-        if (ftruncate(fd.get(), static_cast<off_t>(s.bytes)) != 0) fail_errno("cannot size shared memory " + std::to_string(s.id));
+        const std::string what = "shared memory object " + std::to_string(s.id) + " (" + s.name + ")";
+        UniqueFd fd = create_backing(s);
+        if (!fd.valid()) fail_errno("cannot create " + what);
+        if (s.bytes > static_cast<uint64_t>(std::numeric_limits<off_t>::max()) || ftruncate(fd.get(), static_cast<off_t>(s.bytes)) != 0)
+            fail_errno("cannot size " + what + " to " + std::to_string(s.bytes) + " bytes");
         h5::Hid group = h5::open_group(reader.root(), shmem_group_name(s.id));
         PageReader pages(group, pool);
         pages.read([&](uint64_t offset, std::span<const uint8_t> data) {
-            if (pwrite(fd.get(), data.data(), data.size(), static_cast<off_t>(offset)) != static_cast<ssize_t>(data.size()))
-                fail_errno("cannot fill shared memory " + std::to_string(s.id));
+            // The last page of a file may reach past its end.
+            if (offset >= s.bytes) return;
+            const size_t n = static_cast<size_t>(std::min<uint64_t>(data.size(), s.bytes - offset));
+            if (pwrite(fd.get(), data.data(), n, static_cast<off_t>(offset)) != static_cast<ssize_t>(n))
+                fail_errno("cannot fill " + what);
         });
         int high = fcntl(fd.get(), F_DUPFD_CLOEXEC, fds.lowest);
-        if (high < 0) fail_errno("cannot move shared memory fd");
+        if (high < 0) fail_errno("cannot move the descriptor of " + what);
         fds.shmem[s.id] = high;
+    }
+}
+
+void finish_shared_memory(const TreeImage& tree, const SharedFds& fds) {
+    for (const auto& s : tree.shmem) {
+        const bool memfd = s.kind == static_cast<uint32_t>(VmaKind::Memfd);
+        if (!memfd && s.kind != static_cast<uint32_t>(VmaKind::DeletedFile)) continue;
+        auto it = fds.shmem.find(s.id);
+        if (it == fds.shmem.end()) fail("internal: shared memory object " + std::to_string(s.id) + " was not created");
+        const int fd = it->second;
+        const std::string what = s.name + " (shared memory object " + std::to_string(s.id) + ")";
+        // The mode as its descriptors saw it; one known only from its
+        // mappings keeps the mode it was made with.
+        for (const auto& f : tree.files) {
+            if (f.object_id != s.id ||
+                (f.kind != static_cast<uint32_t>(FileKind::Memfd) && f.kind != static_cast<uint32_t>(FileKind::DeletedFile)))
+                continue;
+            struct stat st {};
+            if (fstat(fd, &st) != 0) fail_errno("cannot stat " + what);
+            char mode[16];
+            snprintf(mode, sizeof mode, "0%o", f.mode & 07777);
+            if ((st.st_mode & 07777) != (f.mode & 07777) && fchmod(fd, f.mode & 07777) != 0)
+                fail_errno("cannot restore the mode " + std::string(mode) + " of " + what);
+            break;
+        }
+        if (memfd && s.seals != 0 && s.seals != F_SEAL_SEAL && fcntl(fd, F_ADD_SEALS, static_cast<int>(s.seals)) != 0)
+            fail_errno("cannot restore the seals " + hex(s.seals) + " of " + what);
     }
 }
 

@@ -268,10 +268,12 @@ private:
     void verify_shared(hid_t shared) {
         for (const auto& f : optional_table<FileRecord>(shared)) {
             if (f.id == 0 || !file_ids_.insert(f.id).second) fail(shared, "files", "invalid or duplicate id " + std::to_string(f.id));
-            if (f.kind > static_cast<uint32_t>(FileKind::Inherited)) fail(shared, "files", "file " + std::to_string(f.id) + " has an unknown kind");
+            if (f.kind > static_cast<uint32_t>(FileKind::DeletedFile)) fail(shared, "files", "file " + std::to_string(f.id) + " has an unknown kind");
             if ((f.kind == static_cast<uint32_t>(FileKind::PipeRead) || f.kind == static_cast<uint32_t>(FileKind::PipeWrite) ||
                  f.kind == static_cast<uint32_t>(FileKind::Fifo)))
                 pipe_refs_.push_back(f.object_id);
+            if (f.kind == static_cast<uint32_t>(FileKind::Memfd)) shmem_refs_.push_back({f.id, f.object_id, VmaKind::Memfd});
+            if (f.kind == static_cast<uint32_t>(FileKind::DeletedFile)) shmem_refs_.push_back({f.id, f.object_id, VmaKind::DeletedFile});
         }
         auto pipes = optional_table<PipeRecord>(shared);
         uint64_t pipe_data = 0;
@@ -284,12 +286,28 @@ private:
         }
         for (uint64_t ref : pipe_refs_)
             if (!pipe_ids.contains(ref)) fail(shared, "files", "refers to pipe " + std::to_string(ref) + " that is not in pipes");
+        std::unordered_map<uint64_t, uint32_t> shmem_kinds;
         for (const auto& s : optional_table<ShmemRecord>(shared)) {
             if (s.id == 0 || !shmem_.emplace(s.id, s.bytes).second) fail(shared, "shmem", "invalid or duplicate id " + std::to_string(s.id));
+            if (s.kind != static_cast<uint32_t>(VmaKind::AnonShared) && s.kind != static_cast<uint32_t>(VmaKind::Memfd) &&
+                s.kind != static_cast<uint32_t>(VmaKind::DeletedFile))
+                fail(shared, "shmem", "object " + std::to_string(s.id) + " has kind " + std::to_string(s.kind) + ", not a shared memory kind");
+            shmem_kinds[s.id] = s.kind;
             h5::Hid group = h5::open_group(root_, shmem_group_name(s.id));
             auto covered = pages(group);
+            // A file's last page may reach past its end (the rest is zeros).
+            const uint64_t limit = s.bytes > ~uint64_t{0} - (kPageSize - 1) ? ~uint64_t{0} : (s.bytes + kPageSize - 1) / kPageSize * kPageSize;
             for (const auto& r : covered)
-                if (r.vaddr + r.bytes > s.bytes) fail(group, "page_index", "pages lie beyond the object's size");
+                if (r.bytes > limit || r.vaddr > limit - r.bytes) fail(group, "page_index", "pages lie beyond the object's size");
+        }
+        for (const auto& ref : shmem_refs_) {
+            auto it = shmem_kinds.find(ref.object_id);
+            if (it == shmem_kinds.end())
+                fail(shared, "files", "file " + std::to_string(ref.file_id) + " refers to shared memory " + std::to_string(ref.object_id) +
+                                          " that is not in /shared/shmem");
+            if (it->second != static_cast<uint32_t>(ref.kind))
+                fail(shared, "files", "file " + std::to_string(ref.file_id) + " and shared memory " + std::to_string(ref.object_id) +
+                                          " disagree on the kind of object");
         }
     }
 
@@ -396,6 +414,11 @@ private:
     std::set<std::string> verified_;
     std::unordered_set<uint64_t> file_ids_;
     std::vector<uint64_t> pipe_refs_;
+    struct ShmemRef {
+        uint64_t file_id, object_id;
+        VmaKind kind;
+    };
+    std::vector<ShmemRef> shmem_refs_;  // descriptors of memfds and deleted files
     std::unordered_map<uint64_t, uint64_t> shmem_;
 };
 

@@ -271,8 +271,9 @@ enum class FileKind : uint32_t {
     DevNull = 5,
     DevZero = 6,
     DevUrandom = 7,  // also /dev/random and /dev/full by path
-    Memfd = 8,
-    Inherited = 9,  // leads outside the tree (stdin/out/err of the launcher): re-bound on restore
+    Memfd = 8,        // content in /shared/shmem/<object_id>
+    Inherited = 9,    // leads outside the tree (stdin/out/err of the launcher): re-bound on restore
+    DeletedFile = 10, // unlinked while open; content in /shared/shmem/<object_id>
 };
 
 struct FileRecord {
@@ -283,7 +284,7 @@ struct FileRecord {
     uint64_t size = 0;       // size of a regular file at checkpoint
     uint32_t mode = 0;       // st_mode
     uint32_t inherited_fd = 0;  // for kind Inherited: which launcher fd
-    uint64_t object_id = 0;  // pipe id in /shared/pipes, shmem id for memfd
+    uint64_t object_id = 0;  // pipe id in /shared/pipes, shmem id for memfd and deleted file
     std::string path;
 };
 
@@ -295,13 +296,14 @@ struct TableSchema<FileRecord> {
         field("id", &FileRecord::id, "", "id referenced by fds.file_id (unique, not 0)"),
         field("kind", &FileRecord::kind, "",
               "0 regular, 1 directory, 2 pipe read end, 3 pipe write end, 4 FIFO, 5 /dev/null, 6 /dev/zero, "
-              "7 /dev/urandom, 8 memfd, 9 inherited from the launcher"),
+              "7 /dev/urandom, 8 memfd, 9 inherited from the launcher, 10 deleted file (unlinked while open)"),
         field("flags", &FileRecord::flags, "", "open(2) status flags"),
         field("pos", &FileRecord::pos, "bytes", "file offset"),
         field("size", &FileRecord::size, "bytes", "size of a regular file at checkpoint (cut back to on restore)"),
         field("mode", &FileRecord::mode, "", "st_mode"),
         field("inherited_fd", &FileRecord::inherited_fd, "", "launcher fd a kind-9 file is re-bound to"),
-        field("object_id", &FileRecord::object_id, "", "pipe id (/shared/pipes) or shared memory id, else 0"),
+        field("object_id", &FileRecord::object_id, "",
+              "pipe id (/shared/pipes), or for a memfd or deleted file the id of its content in /shared/shmem, else 0"),
         field("path", &FileRecord::path, "path", "path at checkpoint"));
 };
 
@@ -329,7 +331,7 @@ struct ShmemRecord {
     uint64_t id = 0;
     uint64_t bytes = 0;
     uint32_t kind = 0;  // VmaKind of its mappings (AnonShared, Memfd, DeletedFile)
-    uint32_t seals = 0;
+    uint32_t seals = 0;  // F_GET_SEALS of a memfd seen through a descriptor
     std::string name;
 };
 
@@ -337,12 +339,14 @@ template <>
 struct TableSchema<ShmemRecord> {
     static constexpr const char* name = "shmem";
     static constexpr const char* doc =
-        "Shared memory stored once; its pages are in /shared/shmem_<id>/{page_index,pages}, offsets as vaddr.";
+        "Shared memory objects (shared anonymous memory, memfds, deleted files), each stored once for all its mappings "
+        "and descriptors; its pages are in /shared/shmem_<id>/{page_index,pages}, offsets as vaddr.";
     static constexpr auto fields = std::make_tuple(
-        field("id", &ShmemRecord::id, "", "id referenced by vmas.shmem_id"),
-        field("bytes", &ShmemRecord::bytes, "bytes", "size of the object"),
-        field("kind", &ShmemRecord::kind, "", "vma kind of its mappings"),
-        field("seals", &ShmemRecord::seals, "", "memfd seals"),
+        field("id", &ShmemRecord::id, "", "id referenced by vmas.shmem_id and files.object_id"),
+        field("bytes", &ShmemRecord::bytes, "bytes",
+              "size of the object: the file's size when a descriptor of it was open, else the extent of its mappings"),
+        field("kind", &ShmemRecord::kind, "", "1 shared anonymous memory, 8 memfd, 9 deleted file (as vmas.kind)"),
+        field("seals", &ShmemRecord::seals, "", "F_GET_SEALS of a memfd with an open descriptor, else 0"),
         field("name", &ShmemRecord::name, "", "memfd name or deleted file path"));
 };
 

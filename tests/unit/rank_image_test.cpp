@@ -5,6 +5,7 @@
 #include "image/table.hpp"
 #include "test_util.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -96,6 +97,51 @@ TEST(RankImage, CrossReferencesAreChecked) {
             EXPECT_NE(std::string(e.what()).find("fd 0 refers to file 99"), std::string::npos) << e.what();
         }
     }
+}
+
+namespace {
+
+// A synthetic rank whose /shared/files gains `extra`; a deleted file of
+// 10000 bytes (object 2, its last page reaching past the end) is added to
+// /shared/shmem. Returns finish()'s error, empty when the image is accepted.
+std::string with_unlinked_files(const std::string& path, const std::vector<FileRecord>& extra) {
+    auto memory = synthetic_memory(1 << 20, 0.5, 1);
+    RankWriter writer(path, RankHeader{}, PageOptions{});
+    write_synthetic_rank(writer, SyntheticSpec{1, 1, 1 << 20}, memory);
+    h5::Hid shared = h5::open_group(writer.root(), "shared");
+    auto files = read_table<FileRecord>(shared, "files");
+    files.insert(files.end(), extra.begin(), extra.end());
+    H5Ldelete(shared, "files", H5P_DEFAULT);
+    write_table(shared, "files", files);
+    auto shmem = read_table<ShmemRecord>(shared, "shmem");
+    shmem.push_back({2, 10000, static_cast<uint32_t>(VmaKind::DeletedFile), 0, "/scratch/gone (deleted)"});
+    H5Ldelete(shared, "shmem", H5P_DEFAULT);
+    write_table(shared, "shmem", shmem);
+    h5::Hid object = h5::create_group(writer.root(), shmem_group_name(2));
+    auto pages = writer.page_writer(object);
+    pages->append(0, std::span<const uint8_t>(memory).first(3 * kPageSize));
+    pages->finish();
+    try {
+        writer.finish(0);
+    } catch (const ImageError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST(RankImage, DescriptorsOfUnlinkedFilesAreChecked) {
+    ScratchDir dir;
+    const auto deleted = static_cast<uint32_t>(FileKind::DeletedFile);
+    const auto memfd = static_cast<uint32_t>(FileKind::Memfd);
+    EXPECT_EQ(with_unlinked_files(dir / "ok.h5", {{10, deleted, O_RDWR, 5, 10000, 0100600, 0, 2, "/scratch/gone (deleted)"}}), "");
+    std::string err = with_unlinked_files(dir / "dangling.h5", {{10, memfd, O_RDWR, 0, 4096, 0100777, 0, 7, "/memfd:x (deleted)"}});
+    EXPECT_NE(err.find("file 10 refers to shared memory 7"), std::string::npos) << err;
+    err = with_unlinked_files(dir / "kind.h5", {{10, memfd, O_RDWR, 0, 4096, 0100777, 0, 2, "/memfd:x (deleted)"}});
+    EXPECT_NE(err.find("disagree on the kind"), std::string::npos) << err;
+    err = with_unlinked_files(dir / "unknown.h5", {{10, 11, O_RDWR, 0, 0, 0100600, 0, 0, "/x"}});
+    EXPECT_NE(err.find("unknown kind"), std::string::npos) << err;
 }
 
 TEST(RankImage, KilledBeforeRenameLeavesNoRankFile) {

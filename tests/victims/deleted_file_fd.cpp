@@ -10,16 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace {
-
-std::string fd_path(int fd) {
-  char buf[4096] = {};
-  victim_sys(readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf, sizeof buf - 1));
-  return buf;
-}
-
-}  // namespace
-
 int main() {
   const std::string gone = victim_scratch("deleted_file_fd.dat");
   const std::string from = victim_scratch("deleted_file_fd.orig"), to = victim_scratch("deleted_file_fd.renamed");
@@ -42,13 +32,14 @@ int main() {
   victim_check(st.st_nlink == 0, "unlinked file has %lu links", static_cast<unsigned long>(st.st_nlink));
   victim_check(st.st_size == sizeof buf, "unlinked file size %lld", static_cast<long long>(st.st_size));
   victim_check(lseek(fd, 0, SEEK_CUR) == 1234, "unlinked file offset %lld", static_cast<long long>(lseek(fd, 0, SEEK_CUR)));
-  victim_check(fd_path(fd) == gone + " (deleted)", "unlinked file fd links to %s", fd_path(fd).c_str());
+  victim_check(victim_fd_path(fd) == gone + " (deleted)", "unlinked file fd links to %s", victim_fd_path(fd).c_str());
   static std::uint8_t got[10000];
   victim_check(pread(fd, got, sizeof got, 0) == sizeof got, "read unlinked file");
   victim_check(victim_verify(got, sizeof got, 9) == sizeof got, "unlinked file's bytes differ");
   victim_check(write(fd, "x", 1) == 1 && pread(fd, got, 1, 1234) == 1 && got[0] == 'x', "unlinked file not writable");
 
-  victim_check(fd_path(rn) == to, "renamed file's fd links to %s, expected %s", fd_path(rn).c_str(), to.c_str());
+  victim_check(victim_fd_path(rn) == to, "renamed file's fd links to %s, expected %s", victim_fd_path(rn).c_str(),
+               to.c_str());
   victim_check(lseek(rn, 0, SEEK_CUR) == 55, "renamed file offset %lld", static_cast<long long>(lseek(rn, 0, SEEK_CUR)));
   victim_check(pread(rn, got, 100, 0) == 100 && victim_verify(got, 100, 9) == 100, "renamed file's bytes differ");
   unlink(to.c_str());

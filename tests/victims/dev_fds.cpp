@@ -20,12 +20,6 @@ struct Dev {
   int fd;
 };
 
-std::string fd_path(int fd) {
-  char buf[4096] = {};
-  victim_sys(readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf, sizeof buf - 1));
-  return buf;
-}
-
 }  // namespace
 
 int main() {
@@ -43,7 +37,7 @@ int main() {
     victim_sys(fstat(d.fd, &st));
     victim_check(S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == d.minor_no,
                  "%s fd is device %u:%u", d.path, major(st.st_rdev), minor(st.st_rdev));
-    victim_check(fd_path(d.fd) == d.path, "%s fd links to %s", d.path, fd_path(d.fd).c_str());
+    victim_check(victim_fd_path(d.fd) == d.path, "%s fd links to %s", d.path, victim_fd_path(d.fd).c_str());
     victim_check((fcntl(d.fd, F_GETFL) & O_ACCMODE) == (d.flags & O_ACCMODE), "%s fd access mode changed", d.path);
     victim_check(((fcntl(d.fd, F_GETFD) & FD_CLOEXEC) != 0) == ((d.flags & O_CLOEXEC) != 0), "%s FD_CLOEXEC changed",
                  d.path);

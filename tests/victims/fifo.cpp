@@ -11,16 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace {
-
-std::string fd_path(int fd) {
-  char buf[4096] = {};
-  victim_sys(readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf, sizeof buf - 1));
-  return buf;
-}
-
-}  // namespace
-
 int main() {
   const std::string path = victim_scratch("fifo.fifo"), path2 = victim_scratch("fifo-rdwr.fifo");
   unlink(path.c_str());
@@ -44,9 +34,9 @@ int main() {
     victim_sys(fstat(fd, &st));
     victim_check(S_ISFIFO(st.st_mode), "fd %d is no longer a FIFO", fd);
   }
-  victim_check(fd_path(rd) == path && fd_path(wr) == path, "fifo fds point to %s / %s", fd_path(rd).c_str(),
-               fd_path(wr).c_str());
-  victim_check(fd_path(rw) == path2, "rdwr fifo fd points to %s", fd_path(rw).c_str());
+  victim_check(victim_fd_path(rd) == path && victim_fd_path(wr) == path, "fifo fds point to %s / %s",
+               victim_fd_path(rd).c_str(), victim_fd_path(wr).c_str());
+  victim_check(victim_fd_path(rw) == path2, "rdwr fifo fd points to %s", victim_fd_path(rw).c_str());
   victim_check((fcntl(rw, F_GETFL) & O_ACCMODE) == O_RDWR, "rdwr fifo is not O_RDWR");
 
   std::memset(buf, 0, sizeof buf);

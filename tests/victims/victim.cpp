@@ -125,6 +125,12 @@ std::string victim_read_file(const std::string& path) {
   return out;
 }
 
+std::string victim_fd_path(int fd) {
+  char buf[4096] = {};
+  victim_sys(readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf, sizeof buf - 1));
+  return buf;
+}
+
 void victim_wait_in_syscall(pid_t tid, std::initializer_list<long> nrs) {
   const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
   std::string s;

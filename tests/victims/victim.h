@@ -65,6 +65,9 @@ bool victim_faults(volatile std::uint8_t* p, bool write);
 // Whole contents of a (proc) file; FAIL if it cannot be read.
 std::string victim_read_file(const std::string& path);
 
+// What /proc/self/fd/FD links to ("/path", "/x (deleted)", "pipe:[...]").
+std::string victim_fd_path(int fd);
+
 // Deterministic pattern: byte i of a buffer filled with `seed`.
 std::uint8_t victim_pattern_byte(std::uint64_t seed, std::size_t i);
 void victim_fill(void* p, std::size_t n, std::uint64_t seed);
