@@ -160,6 +160,9 @@ pid_t spawn_role(const std::vector<std::string>& args) {
 class Launcher {
 public:
     explicit Launcher(const LaunchOptions& o) : options_(o) {}
+    Launcher(const Launcher&) = delete;
+    Launcher& operator=(const Launcher&) = delete;
+    ~Launcher() { end_job_services(); }
 
     int run();
 
@@ -170,6 +173,7 @@ private:
     void start_job_services();
     void join_job();
     void register_rank();
+    void end_job_services();
     // Forks the helper that creates the job's namespaces and its init,
     // which runs `init_main`; sets init_ to init's pid.
     void fork_init(const std::optional<SavedClocks>& clocks, const std::function<void(int status_fd)>& init_main);
@@ -214,6 +218,19 @@ void Launcher::start_job_services() {
     }
     if (place_.local_rank == 0)
         services_.push_back(spawn_role({self, "--role=agent", options_.ckpt_dir, place_.job_id, verbosity}));
+}
+
+// The coordinator and node agent this rank started end before it does: a
+// job that has exited leaves nothing behind, and the directory's lock is
+// free for the next job (a restart) as soon as this one's ckpt-run is gone.
+void Launcher::end_job_services() {
+    link_ = control::Channel();
+    linked_ = false;
+    for (pid_t s : services_) kill(s, SIGTERM);
+    for (pid_t s : services_)
+        while (waitpid(s, nullptr, 0) < 0 && errno == EINTR) {
+        }
+    services_.clear();
 }
 
 // Registers with the node agent, which the node's local rank 0 starts.
@@ -518,7 +535,6 @@ int Launcher::run() {
         if (fds[1].revents & POLLIN) {
             signalfd_siginfo si{};
             if (read(signals.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) kill(init_, static_cast<int>(si.ssi_signo));
-            for (pid_t s : services_) waitpid(s, nullptr, WNOHANG);
         }
         if (fds[2].revents) {
             const bool open = link_.fill();
@@ -534,6 +550,7 @@ int Launcher::run() {
             }
         }
     }
+    end_job_services();
     if (stopped_) return kExitStopped;
     if (program_status < 0) return 1;
     if (WIFEXITED(program_status)) return WEXITSTATUS(program_status);

@@ -49,6 +49,19 @@ def start(cmd, env, cwd, user, log):
     return subprocess.Popen(user + cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=log, text=True)
 
 
+def wait_job(bindir, ckpt, env, cwd, user):
+    """Until the job's coordinator answers (a restarted job takes a moment
+    to start it); ckpt-ctl itself does not wait for a job to appear."""
+    deadline = time.time() + TIMEOUT
+    while True:
+        r = run([f"{bindir}/coordinator/ckpt-ctl", "--ckpt-dir", ckpt, "status"], env, cwd, user)
+        if r.returncode == 0:
+            return
+        if r.returncode != 3 or time.time() > deadline:
+            raise Failure(f"the job did not come up (ckpt-ctl status exit {r.returncode}): {r.stderr.strip()}")
+        time.sleep(0.02)
+
+
 def checkpoint(bindir, ckpt, env, cwd, user, stop, expect_refusal=False):
     cmd = [f"{bindir}/coordinator/ckpt-ctl", "--ckpt-dir", ckpt, "checkpoint"] + (["--stop"] if stop else [])
     r = run(cmd, env, cwd, user)
@@ -111,6 +124,7 @@ def main():
         wait_ready(p, name)
 
         def stop_and_restore(p):
+            wait_job(a.bin, ckpt, env, work, user)
             checkpoint(a.bin, ckpt, env, work, user, stop=True)
             rc = p.wait(timeout=TIMEOUT)
             if rc != 75:
