@@ -74,6 +74,7 @@ struct RankSlot {
     int agent = -1;  // fd of the agent it is reached through
     std::string node;
     int64_t pid = 0;
+    std::string gone;  // why it is Gone: it ended, or its node agent was lost
 };
 
 // One coordinated checkpoint in progress.
@@ -228,7 +229,7 @@ void Coordinator::close_peer(int fd, const std::string& why) {
     peers_.erase(it);
     if (role == Role::Agent) {
         for (uint32_t r = 0; r < ranks_.size(); ++r)
-            if (ranks_[r].agent == fd && ranks_[r].state == RankState::Running) rank_gone(r, "the node agent on " + node + " " + why);
+            if (ranks_[r].agent == fd && ranks_[r].state == RankState::Running) rank_gone(r, "is out of reach: the node agent on " + node + " " + why);
     }
     if (round_ && round_->client == fd) round_->client = -1;
     std::erase_if(requests_, [&](const Request& r) { return r.client == fd; });
@@ -358,6 +359,7 @@ void Coordinator::rank_gone(uint32_t rank, const std::string& why) {
     if (slot.state == RankState::Gone) return;
     const bool was_running = slot.state == RankState::Running;
     slot.state = RankState::Gone;
+    slot.gone = why;
     if (!was_running) return;
     say(where(rank) + " " + why, 2);
     if (round_) abort_round(where(rank) + " " + why);
@@ -372,7 +374,8 @@ std::optional<std::string> Coordinator::why_no_checkpoint() const {
     if (restart_.active || (!o_.restart.empty() && !restart_.released)) return "the job is still being restored";
     size_t absent = 0;
     for (uint32_t r = 0; r < ranks_.size(); ++r) {
-        if (ranks_[r].state == RankState::Gone) return where(r) + " has ended: a checkpoint needs every rank";
+        if (ranks_[r].state == RankState::Gone)
+            return where(r) + " " + (ranks_[r].gone.empty() ? "has ended" : ranks_[r].gone) + ": a checkpoint needs every rank";
         absent += ranks_[r].state == RankState::Absent;
     }
     if (absent) return "the job is still starting: " + std::to_string(ranks_.size() - absent) + " of " + std::to_string(ranks_.size()) + " rank(s) have joined";

@@ -135,13 +135,13 @@ def alive(pid, start):
 
 
 class Run:
-    def __init__(self, harness, cmd, label, cwd):
+    def __init__(self, harness, cmd, label, cwd, env=None):
         self.label = label
         self.cmd = cmd
         self.err_path = os.path.join(harness.logs, f"{label}.stderr")
         self._err = open(self.err_path, "wb")
         self.proc = subprocess.Popen(harness.user + cmd, stdout=subprocess.PIPE, stderr=self._err, cwd=cwd,
-                                     env=harness.env)
+                                     env=harness.env if env is None else env)
         harness.runs.append(self)
         self.lines = []
         self.eof = False
