@@ -2,10 +2,13 @@
 // each job size N it starts a real coordinator (`ckpt-run --role=coordinator`)
 // on a fresh checkpoint directory and plays N node agents, one TCP connection
 // per rank on this machine, each registering one rank. The agents answer the
-// protocol without dumping anything: at DUMP each rank moves a tiny valid rank
-// file (an empty process tree, written with RankWriter before the round and
-// not timed) into the partial directory and reports its manifest row, so the
-// coordinator's commit validates N real rank files.
+// protocol without dumping anything: at DUMP each rank hard-links a tiny
+// valid rank file (the synthetic image of one task, one thread and one page,
+// written with RankWriter once per job size, before the rounds and not
+// timed) into the partial directory and reports that file's manifest row, so
+// the coordinator's commit validates N real rank files. (Every round commits
+// links to the same files: the commit checks each file against its row, not
+// that image ids differ between checkpoints.)
 //
 // The agents run in this one process, in one thread with epoll (the machine
 // the figures come from has two cores: one for the coordinator, one for the
@@ -21,9 +24,9 @@
 //   commit  the last DUMPED sent -> OK received: the coordinator reads the
 //           last answers, validates the N rank files (RankReader), writes
 //           the manifest, renames, moves `latest`, applies retention
-// and, separately, in this process: PendingCheckpoint::commit of N such
+// and, separately, in this process: PendingCheckpoint::commit of the N
 // files and apply_retention, timed alone (the commit's part of the round),
-// and the time to write one dummy rank file (not part of the round).
+// and the time it took to write one dummy rank file (not part of the round).
 //
 // Prints a Markdown table on stdout (medians) and one line per round on
 // stderr. A benchmark: it reports, it never judges. Run it through
@@ -32,6 +35,7 @@
 #include "image/checkpoint_dir.hpp"
 #include "image/rank_image.hpp"
 #include "image/schema.hpp"
+#include "image/synthetic.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -109,7 +113,10 @@ StagedRank write_dummy_rank(const std::string& dir, const std::string& job_id, u
     StagedRank s;
     s.path = dir + "/" + image::rank_file_name(rank);
     image::RankWriter writer(s.path, header, image::PageOptions{});
-    writer.write_tree({});
+    // The smallest image the writer accepts comes from the synthetic one:
+    // one task, one thread, one page.
+    static const std::vector<uint8_t> page(4096, 0x5a);
+    image::write_synthetic_rank(writer, image::SyntheticSpec{1, 1, page.size()}, page);
     const image::RankSummary summary = writer.finish(0);
     s.row = image::manifest_row(writer.header(), summary, 0);
     return s;
@@ -140,6 +147,8 @@ public:
         : ckpt_run_(std::move(ckpt_run)), work_(std::move(work)), n_(n), keep_(keep), verbose_(verbose) {}
     ~Simulation() { stop(); }
 
+    // Writes the dummy rank files; returns the seconds it took.
+    double stage();
     void start();
     // One coordinated checkpoint from ckpt-ctl's request to its OK.
     RoundTimes round();
@@ -161,12 +170,23 @@ private:
     Channel ctl_;
     agent::UniqueFd epoll_;
     std::vector<StagedRank> staged_;
+
+public:
+    const std::vector<StagedRank>& staged() const { return staged_; }
+
+private:
     // The round in progress, seen from the agents.
     int64_t sequence_ = -1;
     uint32_t frozen_ = 0, dumped_ = 0;
     Clock::time_point first_dump_{}, last_dumped_{};
     bool dump_seen_ = false;
 };
+
+double Simulation::stage() {
+    const auto t0 = Clock::now();
+    staged_ = stage_ranks(work_ + "/stage", "bench-" + std::to_string(n_), n_);
+    return secs(Clock::now() - t0);
+}
 
 void Simulation::start() {
     job_id_ = "bench-" + std::to_string(n_);
@@ -242,7 +262,7 @@ void Simulation::on_agent_message(Agent& a, const Message& m) {
         }
         const StagedRank& s = staged_.at(a.rank);
         const std::string target = m.get("dir") + "/" + image::rank_file_name(a.rank);
-        if (rename(s.path.c_str(), target.c_str()) != 0) die("rename " + s.path + " -> " + target + ": " + strerror(errno));
+        if (link(s.path.c_str(), target.c_str()) != 0) die("link " + s.path + " -> " + target + ": " + strerror(errno));
         Message done("DUMPED");
         control::put_record(done, s.row);
         done.set("sequence", m.number("sequence"));
@@ -255,7 +275,6 @@ void Simulation::on_agent_message(Agent& a, const Message& m) {
 }
 
 RoundTimes Simulation::round() {
-    staged_ = stage_ranks(work_ + "/stage", job_id_, n_);
     frozen_ = dumped_ = 0;
     dump_seen_ = false;
     RoundTimes t;
@@ -312,14 +331,14 @@ void Simulation::stop() {
 
 // PendingCheckpoint::commit of n staged files and apply_retention, in this
 // process: the coordinator's commit without the protocol around it.
-std::pair<double, double> direct_commit(const std::string& work, uint32_t n, unsigned keep) {
+std::pair<double, double> direct_commit(const std::string& work, const std::vector<StagedRank>& staged, unsigned keep) {
+    const auto n = static_cast<uint32_t>(staged.size());
     const std::string job = "direct-" + std::to_string(n);
-    auto staged = stage_ranks(work + "/stage", job, n);
     image::CheckpointDir dir(work + "/direct");
     image::PendingCheckpoint p = dir.begin();
     std::vector<image::ManifestRankRecord> rows;
     for (uint32_t r = 0; r < n; ++r) {
-        if (rename(staged[r].path.c_str(), p.rank_path(r).c_str()) != 0) die("rename into " + p.partial_path());
+        if (link(staged[r].path.c_str(), p.rank_path(r).c_str()) != 0) die("link into " + p.partial_path() + ": " + strerror(errno));
         rows.push_back(staged[r].row);
     }
     const auto t0 = Clock::now();
@@ -384,6 +403,7 @@ int main(int argc, char** argv) {
             std::vector<double> round, freeze, dump, commit, alone, retention;
             {
                 Simulation sim(ckpt_run, dir, n, keep, verbose);
+                write_per_file.push_back(sim.stage() / n);
                 sim.start();
                 for (unsigned i = 0; i <= rounds; ++i) {
                     const RoundTimes t = sim.round();
@@ -396,18 +416,11 @@ int main(int argc, char** argv) {
                     commit.push_back(t.commit);
                 }
                 sim.stop();
-            }
-            for (unsigned i = 0; i < rounds; ++i) {
-                auto [c, r] = direct_commit(dir, n, keep);
-                alone.push_back(c);
-                retention.push_back(r);
-            }
-            {
-                // The time to write one dummy rank file (RankWriter, empty
-                // tree, fsync and rename), which the rounds leave out.
-                const auto w0 = Clock::now();
-                stage_ranks(dir + "/stage", "write", n);
-                write_per_file.push_back(secs(Clock::now() - w0) / n);
+                for (unsigned i = 0; i < rounds; ++i) {
+                    auto [c, r] = direct_commit(dir, sim.staged(), keep);
+                    alone.push_back(c);
+                    retention.push_back(r);
+                }
             }
             std::string runs;
             for (double x : round) runs += (runs.empty() ? "" : ", ") + fmt(x, 4);
@@ -417,8 +430,8 @@ int main(int argc, char** argv) {
                       << fmt(median(alone), 4) << " | " << fmt(median(retention), 4) << " | " << runs << " |" << std::endl;
             fs::remove_all(dir);
         }
-        std::cout << "\nWriting one dummy rank file (RankWriter, empty tree, finish(): verify, fsync, rename), not part of the rounds: "
-                  << fmt(median(write_per_file) * 1000, 2) << " ms median per file.\n";
+        std::cout << "\nWriting one dummy rank file (RankWriter, one task of one page, finish(): verify, fsync, rename), once per job size, not part of the rounds: "
+                  << fmt(median(write_per_file) * 1000, 2) << " ms per file (median over the sizes).\n";
     } catch (const std::exception& e) {
         std::cerr << "ckpt-coord-bench: error: " << e.what() << "\n";
         return 1;
