@@ -42,7 +42,7 @@ RUN=$BUILD_DIR/agent/ckpt-run
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE_START=$(date -u '+%Y-%m-%d %H:%M UTC')
 OUT=$(mktemp)
-trap 'rm -f "$OUT" "$OUT.md" "$OUT.doc"' EXIT
+trap 'rm -f "$OUT" "$OUT.md"' EXIT
 
 "$BIN" --ckpt-run "$RUN" --dir "$BASE" --ranks "$SIZES" --rounds "$ROUNDS" >"$OUT"
 
@@ -81,18 +81,7 @@ read -r fs_dev fs_type < <(df -PT "$BASE" | awk 'NR == 2 { print $1, $2 }')
 cat "$OUT.md"
 
 if [[ ${NO_DOCS:-0} != 1 ]]; then
-    [[ -f $DOC ]] || printf '# Benchmarks\n\nMeasured figures. Each section names the command that reproduces it.\n\n' >"$DOC"
-    # Replaces this section (up to the next "## " heading) or appends it;
-    # a hand-written "### Notes" part at the end of the old section is kept.
-    awk -v section="$SECTION" -v file="$OUT.md" '
-        function flush(  line) { while ((getline line < file) > 0) print line; print ""; printf "%s", notes; done = 1 }
-        $0 == section { skip = 1; next }
-        skip && /^## / { flush(); skip = 0 }
-        skip && /^### Notes/ { in_notes = 1 }
-        skip { if (in_notes) notes = notes $0 "\n"; next }
-        { print; blank = ($0 == "") }
-        END { if (skip) flush(); else if (!done) { if (!blank) print ""; flush() } }
-    ' "$DOC" >"$OUT.doc"
-    cp "$OUT.doc" "$DOC"
+    # Replaces this section or appends it (a "### Notes" part at its end is kept).
+    "$ROOT/tests/bench/write-section.sh" "$DOC" "$SECTION" "$OUT.md"
     echo "coord-bench: wrote \"$SECTION\" in $DOC" >&2
 fi
