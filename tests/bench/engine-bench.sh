@@ -339,18 +339,7 @@ fs_opts=$(findmnt -n -o OPTIONS -T "$BASE" 2>/dev/null || true)
 cat "$WORK/section.md"
 
 if [[ ${NO_DOCS:-0} != 1 ]]; then
-    [[ -f $DOC ]] || printf '# Benchmarks\n\nMeasured figures. Each section names the command that reproduces it.\n\n' >"$DOC"
-    # Replaces this section (up to the next "## " heading) or appends it;
-    # a hand-written "### Notes" part at the end of the old section is kept.
-    awk -v section="$SECTION" -v file="$WORK/section.md" '
-        function flush(  line) { while ((getline line < file) > 0) print line; print ""; printf "%s", notes; done = 1 }
-        $0 == section { skip = 1; next }
-        skip && /^## / { flush(); skip = 0 }
-        skip && /^### Notes/ { in_notes = 1 }
-        skip { if (in_notes) notes = notes $0 "\n"; next }
-        { print; blank = ($0 == "") }
-        END { if (skip) flush(); else if (!done) { if (!blank) print ""; flush() } }
-    ' "$DOC" >"$WORK/doc.md"
-    cp "$WORK/doc.md" "$DOC"
+    # Replaces this section or appends it (a "### Notes" part at its end is kept).
+    "$ROOT/tests/bench/write-section.sh" "$DOC" "$SECTION" "$WORK/section.md"
     echo "engine-bench: wrote \"$SECTION\" in $DOC" >&2
 fi

@@ -109,15 +109,7 @@ fs_opts=$(findmnt -n -o OPTIONS -T "$BASE" 2>/dev/null || true)
 cat "$WORK/section.md"
 
 if [[ ${NO_DOCS:-0} != 1 ]]; then
-    [[ -f $DOC ]] || printf '# Benchmarks\n\nMeasured figures. Each section names the command that reproduces it.\n\n' >"$DOC"
-    # Replaces this section (up to the next "## " heading) or appends it.
-    awk -v section="$SECTION" -v file="$WORK/section.md" '
-        function insert(  line) { while ((getline line < file) > 0) print line; print ""; done = 1 }
-        $0 == section { insert(); skip = 1; next }
-        skip && /^## / { skip = 0 }
-        !skip { print; blank = ($0 == "") }
-        END { if (!done) { if (!blank) print ""; insert() } }
-    ' "$DOC" >"$WORK/doc.md"
-    cp "$WORK/doc.md" "$DOC"
+    # Replaces this section or appends it (a "### Notes" part at its end is kept).
+    "$ROOT/tests/bench/write-section.sh" "$DOC" "$SECTION" "$WORK/section.md"
     echo "image-bench: wrote \"$SECTION\" in $DOC" >&2
 fi
