@@ -5,13 +5,33 @@
 #include <boost/program_options.hpp>
 #include <hdf5.h>
 
+#include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <unistd.h>
 
 #include <iostream>
 
 namespace po = boost::program_options;
 
+namespace {
+
+// A crash of ckpt-run itself says so on stderr before the default action
+// (the job it ran dies with it, and the log must tell why).
+void report_fatal_signal(int sig) {
+    const char* name = sigabbrev_np(sig);
+    char line[96];
+    const int n = snprintf(line, sizeof line, "ckpt-run[%d]: fatal signal SIG%s\n", getpid(), name ? name : "?");
+    if (n > 0) (void)!write(STDERR_FILENO, line, static_cast<size_t>(n));
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) signal(sig, report_fatal_signal);
     // A rank file whose writing failed (a full disk) may stay open inside
     // HDF5 after its close failed; HDF5's own exit handler would then crash
     // flushing it. Every file that matters is closed explicitly.

@@ -677,7 +677,7 @@ int Coordinator::run() {
                 if (!m) break;
                 try {
                     on_message(fd, *m);
-                } catch (const EngineError& e) {
+                } catch (const std::exception& e) {
                     say("bad message " + m->verb + " from " + it->second.name + ": " + e.what(), 0);
                 }
             }
