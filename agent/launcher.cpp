@@ -197,6 +197,7 @@ private:
     UniqueFd status_read_;               // the program's wait status arrives here
     RestartOrigins restart_origins_;
     std::unique_ptr<FrozenTree> frozen_;
+    Clock::time_point frozen_at_;
     // A restore in progress: the image, and the tree stopped before release.
     std::optional<TreeImage> restore_image_;
     std::unique_ptr<RankReader> restore_reader_;
@@ -419,6 +420,7 @@ void Launcher::freeze(uint64_t sequence) {
     const auto seq = static_cast<int64_t>(sequence);
     try {
         if (frozen_) fail("already frozen for another checkpoint");
+        frozen_at_ = Clock::now();
         frozen_ = std::make_unique<FrozenTree>(init_, cgroup_.get(), restart_origins_);
         say("frozen with " + frozen_->method() + ": " + std::to_string(frozen_->records().size()) + " process(es)", 2);
         link_.send(control::Message("FROZEN").set("sequence", seq));
@@ -450,12 +452,13 @@ void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop) {
         double paused = 0;
         if (!stop) {
             frozen_.reset();
-            paused = seconds_since(start);
+            paused = seconds_since(frozen_at_);
         }
+        link_.send(control::Message("PROGRESS").set("text", "writing and verifying the image"));
         RankSummary s = writer.finish(dump_ns);
         control::Message done("DUMPED");
         control::put_record(done, manifest_row(writer.header(), s, dump_ns));
-        done.set("sequence", seq);
+        done.set("sequence", seq).set("paused_ns", static_cast<int64_t>(paused * 1e9));
         link_.send(done);
         char buf[128];
         snprintf(buf, sizeof buf, "dumped %s in %.3f s%s", human(static_cast<double>(s.on_disk_bytes)).c_str(), seconds_since(start),

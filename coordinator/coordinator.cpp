@@ -87,6 +87,7 @@ struct Round {
     std::optional<image::PendingCheckpoint> pending;
     std::set<uint32_t> waiting;
     std::vector<image::ManifestRankRecord> rows;
+    int64_t longest_pause_ns = 0;  // of the ranks that thawed after their dump
     Clock::time_point started, frozen, deadline;
     int client = -1;  // the ckpt-ctl that asked, -1 for an interval checkpoint
 };
@@ -324,6 +325,7 @@ void Coordinator::on_rank_message(int fd, const Message& m) {
             row.rank = rank;
             row.node = slot.node;
             round_->rows.push_back(row);
+            round_->longest_pause_ns = std::max(round_->longest_pause_ns, m.has("paused_ns") ? m.number("paused_ns") : 0);
         }
         const size_t done = ranks_.size() - round_->waiting.size();
         if (round_->step == Round::Step::Freeze) {
@@ -459,11 +461,13 @@ void Coordinator::commit_round() {
         threads += row.nthreads;
     }
     const double secs = static_cast<double>(total_ns) / 1e9;
+    // With --stop the ranks stay frozen from the freeze to the end.
+    const double paused = r.stop ? seconds(Clock::now() - r.started) : static_cast<double>(r.longest_pause_ns) / 1e9;
     char buf[512];
-    snprintf(buf, sizeof buf, "checkpoint %s committed: %zu rank(s), %llu process(es), %llu thread(s), %s stored in %.3f s (%.0f MB/s)%s",
+    snprintf(buf, sizeof buf, "checkpoint %s committed: %zu rank(s), %llu process(es), %llu thread(s), %s stored in %.3f s (%.0f MB/s), paused %.3f s%s",
              std::filesystem::path(path).filename().c_str(), r.rows.size(), static_cast<unsigned long long>(tasks),
              static_cast<unsigned long long>(threads), human_bytes(static_cast<double>(stored)).c_str(), secs,
-             static_cast<double>(stored) / 1e6 / secs, r.stop ? ", job stopped" : "");
+             static_cast<double>(stored) / 1e6 / secs, paused, r.stop ? ", job stopped" : "");
     say(buf);
     // The client hears first: a stopped job's ranks end at COMMITTED, and
     // this coordinator with rank 0.
