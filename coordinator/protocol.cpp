@@ -109,7 +109,13 @@ int64_t Message::number(const std::string& key) const {
 
 std::string Message::encode() const {
     std::string out = escape(verb);
-    for (const auto& [k, v] : args) out += " " + escape(k) + "=" + escape(v);
+    for (const auto& [k, v] : args) {
+        // (Appended piece by piece: GCC 12's -Wrestrict misfires on " " + std::string&&.)
+        out += ' ';
+        out += escape(k);
+        out += '=';
+        out += escape(v);
+    }
     return out;
 }
 
