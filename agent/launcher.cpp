@@ -165,7 +165,7 @@ public:
 
 private:
     void say(const std::string& line, int level = 1) const {
-        if (options_.verbosity >= level) std::cerr << "ckpt-run" << rank_tag_ << ": " << line << std::endl;
+        if (options_.verbosity >= level) std::cerr << "ckpt-run" + rank_tag_ + ": " + line + "\n" << std::flush;  // one write
     }
     void start_job_services();
     void join_job();

@@ -46,7 +46,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_apps import (TIMEOUT, Failure, Harness, Run, Skip, alive, check, check_files,  # noqa: E402
-                       check_pieces, descendants, line_at, proc_cmdline, tiny_tmpfs)
+                       check_pieces, descendants, line_at, tiny_tmpfs)
 
 NRANKS = 4
 HEAT = ("256", "2", "250")  # N, threads, report every
@@ -84,6 +84,12 @@ def wait_rank_line(run, rank, line):
             if left <= 0:
                 raise Failure(f"{run.label}: rank {rank} did not print {line!r} within {TIMEOUT} s")
             run.cond.wait(left)
+
+
+def job_stderr(run):
+    """An mpirun's stderr without the rank tags (mpirun tags every chunk it reads,
+    which may be part of a line)."""
+    return re.sub(r"\[\d+,\d+\]<stderr>:", "", run.stderr())
 
 
 def piece(run, rank):
@@ -138,9 +144,8 @@ class JobHarness(Harness):
         check(len(found) == 1, f"{run.label}: expected one ckpt-run --role={role}, found {found}")
         return found[0]
 
-    def rank_pid(self, run, rank, ck):
-        """The pid of rank's ckpt-run (its job launcher), from `ckpt-ctl status`' view of
-        the environment: the ckpt-run whose environment says it is that rank."""
+    def rank_pid(self, run, rank):
+        """The pid of rank's ckpt-run: the one whose environment says it is that rank."""
         for pid, (_, cmd) in descendants(run.pid).items():
             if not cmd.startswith(self.tool("agent/ckpt-run")) or "--role=" in cmd:
                 continue
@@ -170,8 +175,9 @@ class JobHarness(Harness):
 
 
 def compare_job(h, run, refs, name, before=None):
-    """The job `name` ended (exit 0): every rank's output, after the pieces before
-    (per rank: [(piece, 'stop' | 'kill')], min_start), equals its reference."""
+    """Waits for the end (exit 0) of job `name`; every rank's output, after its
+    earlier pieces (before[rank]: ([(piece, 'stop' | 'kill', 0)], min_start)),
+    and its output files must equal its reference."""
     rc = run.finish()
     check(rc == 0, f"{name}: {run.label} exited {rc}{run.stderr_tail()}")
     for r in range(NRANKS):
@@ -210,10 +216,12 @@ class Ctl:
                 check(left > 0, f"ckpt-ctl did not say /{pattern}/ within {TIMEOUT} s")
                 self.cond.wait(min(left, 0.5))
 
-    def finish(self, timeout=TIMEOUT):
+    def finish(self, timeout=60):
+        """(exit status, stdout, stderr); a ckpt-ctl that does not end within
+        timeout hangs (a round ends within the phase timeout)."""
         try:
-            out = self.proc.stdout.read()
             rc = self.proc.wait(timeout=timeout)
+            out = self.proc.stdout.read()
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise Failure(f"ckpt-ctl hangs ({timeout} s): {''.join(self.err)}")
@@ -228,7 +236,7 @@ def entries(ck):
 # ---- restart ------------------------------------------------------------------
 
 
-def group_restart(h, case):
+def restart_stop_restart(h):
     refs = h.job_refs()
     run, wdir, ck = h.job("restart")
     h.wait_all(run, refs, 0.2)
@@ -247,10 +255,9 @@ def group_restart(h, case):
     check(second.startswith(os.path.join(ck, "ckpt-000002")), f"restart: second checkpoint {second!r}")
     # A preemption: whatever is left of the stopped job is killed.
     job = descendants(run.pid)
-    job[run.pid] = (0, "mpirun")
     rc = run.finish()
     check(rc == 75, f"restart: the stopped job's mpirun exited {rc}, expected 75{run.stderr_tail()}")
-    left = h.kill_left({p: v for p, v in job.items() if p != run.pid})
+    left = h.kill_left(job)
     check(not left, "restart: processes outlived the stopped job:\n  " + "\n  ".join(left))
     h.expect_no_leftovers("restart: after checkpoint --stop")
     stopped = [piece(run, r) for r in range(NRANKS)]
@@ -288,7 +295,7 @@ def fallback_damaged(h):
     s = h.job_restart(ck, "damaged-restored")
     before = [([(piece(run, r), "kill", 0)], seen[0][r] + 1) for r in range(NRANKS)]
     compare_job(h, s, refs, "damaged", before)
-    err = s.stderr()
+    err = job_stderr(s)
     check(rank_file in err, f"damaged: the restart does not name the damaged file {rank_file}:{s.stderr_tail()}")
     check(f"trying the older checkpoint {os.path.join(ck, 'ckpt-000001')}" in err,
           f"damaged: the restart does not say it fell back to ckpt-000001:{s.stderr_tail()}")
@@ -302,7 +309,7 @@ def fallback_missing(h):
     os.unlink(rank_file)
     s = h.job_restart(ck, "missing-restored")
     rc = s.finish()
-    err = s.stderr()
+    err = job_stderr(s)
     check(rc != 0, f"missing: the restart with {rank_file} missing succeeded")
     check(rank_file in err, f"missing: the error does not name {rank_file} (exit {rc}):{s.stderr_tail()}")
     check(not any(TAG.match(line) for line in s.lines), f"missing: the failed restart printed program output {s.lines[:3]!r}")
@@ -327,7 +334,7 @@ def faulty_round(h, name, fault, ck_dir=None, options=(), ctl_says=None, job_end
         first = h.checkpoint(ck).split()[0]
     before = entries(ck)
     h.wait_all(run, refs, 0.3)
-    stopped = h.rank_pid(run, stop_rank, ck) if stop_rank is not None else None
+    stopped = h.rank_pid(run, stop_rank) if stop_rank is not None else None
     if stopped:
         os.kill(stopped, signal.SIGSTOP)
     try:
@@ -380,7 +387,7 @@ def fault_kill_coordinator(h):
 def fault_stall(h):
     def fault(run, ck, stopped):
         pass  # the round waits for the stopped rank until the phase timeout
-    run, err = faulty_round(h, "stall", fault, options=("--phase-timeout", "3"),
+    faulty_round(h, "stall", fault, options=("--phase-timeout", "3"),
                             ctl_says=r"timeout: .* more than 3 s; still waiting for rank 2\b")
 
 
@@ -416,13 +423,13 @@ def security_wrong_secret(h):
     with socket.create_connection((rv["host"], int(rv["port"])), timeout=30) as s:
         s.sendall(b"HELLO role=ctl secret=bad\nSTATUS\n")
         got = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
+        try:
+            while chunk := s.recv(4096):
+                got += chunk
+        except ConnectionResetError:
+            pass  # closed with our STATUS unread: refused as well
     check(got == b"", f"wrong_secret: the coordinator answered a client with a wrong secret: {got!r}")
-    wait_for(lambda: re.search(r"ckpt-coordinator: refused a connection from [\d.]+:\d+: wrong secret", run.stderr()),
+    wait_for(lambda: re.search(r"ckpt-coordinator: refused a connection from [\d.]+:\d+: wrong secret", job_stderr(run)),
              "coordinator log line about the refused client", 30)
     h.checkpoint(ck)  # the job is unharmed
     compare_job(h, run, refs, "wrong_secret")
@@ -439,7 +446,7 @@ def security_second_job(h):
                       os.path.join(other, "heat.log"), os.path.join(other, "heat.grid")]
     s = Run(h, cmd, "second_job-second", other)
     rc = s.finish()
-    err = s.stderr()
+    err = job_stderr(s)
     check(rc != 0, "second_job: a second job on the same --ckpt-dir ran (exit 0)")
     check("already running" in err and ck in err, f"second_job: unclear refusal (exit {rc}):{s.stderr_tail()}")
     check(not os.listdir(other), f"second_job: the refused job started its program (it made {os.listdir(other)})")
@@ -468,7 +475,7 @@ def security_ended(h):
 SECURITY = {"wrong_secret": security_wrong_secret, "second_job": security_second_job, "ended": security_ended}
 
 GROUPS = {
-    "restart": {"stop_restart": lambda h: group_restart(h, None)},
+    "restart": {"stop_restart": restart_stop_restart},
     "fallback": FALLBACK,
     "faults": FAULTS,
     "security": SECURITY,
