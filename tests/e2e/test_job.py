@@ -45,8 +45,8 @@ import time
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_apps import (TIMEOUT, Failure, Harness, Run, Skip, alive, check, check_files,  # noqa: E402
-                       check_pieces, descendants, line_at, tiny_tmpfs)
+from test_apps import (TIMEOUT, Failure, Harness, Run, alive, check, check_files, check_pieces,  # noqa: E402
+                       descendants, end_harness, line_at, run_cases, tiny_tmpfs)
 
 NRANKS = 4
 HEAT = ("256", "2", "250")  # N, threads, report every
@@ -496,26 +496,10 @@ def main():
     h = JobHarness(a)
     failed = 0
     try:
-        for name, fn in cases.items():
-            if a.cases and name not in a.cases:
-                continue
-            t0 = time.time()
-            try:
-                fn(h)
-                print(f"PASS {a.group} {name} ({time.time() - t0:.1f} s)", flush=True)
-            except Skip as e:
-                print(f"SKIP {a.group} {name}: {e}", flush=True)
-            except (Failure, subprocess.TimeoutExpired, OSError) as e:
-                failed += 1
-                print(f"FAIL {a.group} {name}: {e}", flush=True)
-                h.kill_runs()
+        failed = run_cases(h, a.group, cases, [c for c in cases if not a.cases or c in a.cases])
     finally:
-        keep = a.keep or failed
-        if keep:
-            print(f"(work directory kept: {h.work})")
-        h.cleanup(remove=not keep)
+        end_harness(h, a.keep or failed)
     return 1 if failed else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
