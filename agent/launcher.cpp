@@ -168,7 +168,7 @@ public:
 
 private:
     void say(const std::string& line, int level = 1) const {
-        if (options_.verbosity >= level) std::cerr << "ckpt-run" << rank_tag_ << ": " << line << std::endl;
+        if (options_.verbosity >= level) std::cerr << "ckpt-run" + rank_tag_ + ": " + line + "\n" << std::flush;  // one write
     }
     void start_job_services();
     void join_job();
@@ -187,6 +187,9 @@ private:
     void freeze(uint64_t sequence);
     void dump(uint64_t sequence, const std::string& dir, bool stop);
     void report_failure(const char* key, int64_t value, const std::string& why, const char* kind = "engine");
+    // A coordinator killed in a round leaves its partial checkpoint behind:
+    // nobody else knows the round ended, so rank 0 removes it.
+    void reap_coordinator();
 
     LaunchOptions options_;
     JobPlace place_;
@@ -203,6 +206,7 @@ private:
     std::unique_ptr<RankReader> restore_reader_;
     std::unique_ptr<RestoredTree> restored_;
     std::vector<pid_t> services_;  // coordinator, node agent
+    pid_t coordinator_ = 0;        // rank 0's, until it ends
     pid_t helper_ = 0;  // parent of init, child of the launcher
     pid_t init_ = 0;
     bool stopped_ = false;
@@ -215,7 +219,8 @@ void Launcher::start_job_services() {
         std::vector<std::string> args = {self, "--role=coordinator", options_.ckpt_dir, place_.job_id, std::to_string(place_.size),
                                           std::to_string(options_.keep), std::to_string(options_.interval_seconds),
                                           options_.restart, std::to_string(options_.phase_timeout), verbosity};
-        services_.push_back(spawn_role(args));
+        coordinator_ = spawn_role(args);
+        services_.push_back(coordinator_);
     }
     if (place_.local_rank == 0)
         services_.push_back(spawn_role({self, "--role=agent", options_.ckpt_dir, place_.job_id, verbosity}));
@@ -321,6 +326,19 @@ void Launcher::report_failure(const char* key, int64_t value, const std::string&
     control::Message m("FAILED");
     m.set(key, value).set("text", why).set("kind", kind);
     link_.send(m);
+}
+
+void Launcher::reap_coordinator() {
+    int st = 0;
+    if (coordinator_ <= 0 || waitpid(coordinator_, &st, WNOHANG) != coordinator_) return;
+    coordinator_ = 0;
+    if (!WIFSIGNALED(st)) return;
+    say(std::string("the job's coordinator was killed (") + strsignal(WTERMSIG(st)) + "): no more checkpoints for this job", 0);
+    try {
+        image::CheckpointDir(options_.ckpt_dir).remove_abandoned();
+    } catch (const std::exception& e) {
+        say(std::string("could not remove its partial checkpoint: ") + e.what(), 0);
+    }
 }
 
 void Launcher::prepare_restore(const std::string& checkpoint) {
@@ -538,6 +556,7 @@ int Launcher::run() {
         if (fds[1].revents & POLLIN) {
             signalfd_siginfo si{};
             if (read(signals.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) kill(init_, static_cast<int>(si.ssi_signo));
+            reap_coordinator();
         }
         if (fds[2].revents) {
             const bool open = link_.fill();

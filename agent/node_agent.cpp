@@ -34,7 +34,7 @@ public:
 
 private:
     void say(const std::string& line, int level = 1) const {
-        if (o_.verbosity >= level) std::cerr << "ckpt-agent (" << control::node_name() << "): " << line << std::endl;
+        if (o_.verbosity >= level) std::cerr << "ckpt-agent (" + control::node_name() + "): " + line + "\n" << std::flush;  // one write
     }
     // Connects and authenticates; the coordinator may not have published
     // its address yet, or an older job's may still be there.

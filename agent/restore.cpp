@@ -446,6 +446,16 @@ int restore_fd_base(const TreeImage& tree) {
 RestoredTree::~RestoredTree() {
     if (released_) return;
     for (pid_t pid : processes_) kill(pid, SIGKILL);
+    // Every thread is our tracee: its death is ours to collect, and a
+    // leader's is reported only once its other threads are collected (waiting
+    // for the leader first, as ~Tracee would, never returns).
+    for (auto& t : tasks_)
+        for (auto th = t->threads().rbegin(); th != t->threads().rend(); ++th) {
+            try {
+                th->detach();
+            } catch (const std::exception&) {
+            }
+        }
 }
 
 void RestoredTree::release(RestartOrigins& origins) {

@@ -111,7 +111,7 @@ public:
 
 private:
     void say(const std::string& line, int level = 1) const {
-        if (o_.verbosity >= level) std::cerr << "ckpt-coordinator: " << line << std::endl;
+        if (o_.verbosity >= level) std::cerr << "ckpt-coordinator: " + line + "\n" << std::flush;  // one write: not cut by other lines
     }
     void accept_peer();
     void close_peer(int fd, const std::string& why);

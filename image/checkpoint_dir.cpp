@@ -124,6 +124,11 @@ void CheckpointDir::remove_abandoned_partials() {
     }
 }
 
+void CheckpointDir::remove_abandoned() {
+    FileLock dir_lock((fs::path(dir_) / kLockName).string());
+    remove_abandoned_partials();
+}
+
 PendingCheckpoint CheckpointDir::begin() {
     FileLock dir_lock((fs::path(dir_) / kLockName).string());
     remove_abandoned_partials();

@@ -73,6 +73,9 @@ public:
     // Deletes the oldest committed checkpoints until `keep` remain; never the
     // one `latest` points at. keep = 0 is treated as 1.
     void apply_retention(unsigned keep);
+    // Removes the partial checkpoints of writers that died (under the
+    // directory's lock, as begin() does).
+    void remove_abandoned();
 
 private:
     void remove_abandoned_partials();

@@ -971,6 +971,31 @@ FAILURES = {
 }
 
 
+def run_cases(h, what, cases, names):
+    """Runs cases[name](h) for each name, printing PASS, SKIP or FAIL; returns
+    how many failed."""
+    failed = 0
+    for name in names:
+        t0 = time.time()
+        try:
+            cases[name](h)
+            print(f"PASS {what} {name} ({time.time() - t0:.1f} s)", flush=True)
+        except Skip as e:
+            print(f"SKIP {what} {name}: {e}", flush=True)
+        except (Failure, subprocess.TimeoutExpired, OSError) as e:
+            failed += 1
+            print(f"FAIL {what} {name}: {e}", flush=True)
+            h.kill_runs()
+    return failed
+
+
+def end_harness(h, keep):
+    """Kills what is left and removes the work directory unless keep."""
+    if keep:
+        print(f"(work directory kept: {h.work})")
+    h.cleanup(remove=not keep)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="build directory")
@@ -994,22 +1019,9 @@ def main():
         if a.what == "scenarios":
             failed = run_scenarios(h, a.app, a.only)
         else:
-            cases = sorted(FAILURES) if a.case == "all" else [a.case]
-            for case in cases:
-                t0 = time.time()
-                try:
-                    FAILURES[case](h)
-                    print(f"PASS failure {case} ({time.time() - t0:.1f} s)", flush=True)
-                except Skip as e:
-                    print(f"SKIP failure {case}: {e}", flush=True)
-                except (Failure, subprocess.TimeoutExpired) as e:
-                    failed += 1
-                    print(f"FAIL failure {case}: {e}", flush=True)
+            failed = run_cases(h, "failure", FAILURES, sorted(FAILURES) if a.case == "all" else [a.case])
     finally:
-        keep = a.keep or failed
-        if keep:
-            print(f"(work directory kept: {h.work})")
-        h.cleanup(remove=not keep)
+        end_harness(h, a.keep or failed)
     return 1 if failed else 0
 
 
