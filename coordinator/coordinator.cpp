@@ -370,7 +370,7 @@ void Coordinator::rank_gone(uint32_t rank, const std::string& why) {
     slot.state = RankState::Gone;
     slot.gone = why;
     if (!was_running) return;
-    say(where(rank) + " " + why, 2);
+    say(where(rank) + " " + why, why == "has ended" || stopped_ ? 2 : 1);
     if (round_) abort_round(where(rank) + " " + why);
     if (restart_.active) restart_failed(where(rank) + " " + why);
 }
@@ -586,7 +586,9 @@ void Coordinator::status(int client) {
     reply(client, "PROGRESS", "phase " + phase);
     for (uint32_t r = 0; r < ranks_.size(); ++r) {
         const RankSlot& s = ranks_[r];
-        const char* state = s.state == RankState::Absent ? "not joined" : s.state == RankState::Running ? "running" : "ended";
+        const std::string state = s.state == RankState::Absent    ? "not joined"
+                                  : s.state == RankState::Running ? "running"
+                                                                  : (s.gone.empty() ? "ended" : s.gone);
         reply(client, "PROGRESS", "rank " + std::to_string(r) + ": " + (s.node.empty() ? "-" : s.node) + ", " + state);
     }
     auto latest = dir_.latest();

@@ -43,6 +43,7 @@ if [ -z "$synth" ] || [ -z "$struct" ]; then
     exit 2
 fi
 
+here=$(cd "$(dirname "$0")" && pwd)
 seconds=${FUZZ_SECONDS:-60}
 raw_seconds=${FUZZ_RAW_SECONDS:-0}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-run-fuzz.XXXXXX") || exit 2
@@ -127,7 +128,8 @@ fi
 if [ -n "$corpus" ] && [ -d "$corpus/struct" ]; then corpora+=("$corpus/struct"); fi
 if [ "$seconds" -gt 0 ]; then
     echo "run-fuzz.sh: fuzz_inspect_struct for $seconds s"
-    if ! "$struct" "${common[@]}" -max_total_time="$seconds" -max_len=512 -len_control=0 -print_final_stats=1 \
+    if ! LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/lsan-libhdf5.supp:print_suppressions=0} \
+            "$struct" "${common[@]}" -max_total_time="$seconds" -max_len=512 -len_control=0 -print_final_stats=1 \
             "${corpora[@]}" > "$tmp/struct.log" 2>&1; then
         tail -n 80 "$tmp/struct.log" >&2
         fail "fuzz_inspect_struct found a problem (input in $work/artifacts)"
