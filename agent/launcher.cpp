@@ -39,17 +39,6 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 // Signals ckpt-run passes on to the program.
 constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH, SIGALRM};
 
-std::string human(double bytes) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 4) {
-        bytes /= 1024;
-        ++u;
-    }
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
-    return buf;
-}
 
 int move_high(int fd) {
     int high = fcntl(fd, F_DUPFD_CLOEXEC, kRestoreFdBase + 4096);
@@ -479,7 +468,7 @@ void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop) {
         done.set("sequence", seq).set("paused_ns", static_cast<int64_t>(paused * 1e9));
         link_.send(done);
         char buf[128];
-        snprintf(buf, sizeof buf, "dumped %s in %.3f s%s", human(static_cast<double>(s.on_disk_bytes)).c_str(), seconds_since(start),
+        snprintf(buf, sizeof buf, "dumped %s in %.3f s%s", human_bytes(static_cast<double>(s.on_disk_bytes)).c_str(), seconds_since(start),
                  stop ? "" : (", paused " + std::to_string(paused).substr(0, 5) + " s").c_str());
         say(buf, 2);
     } catch (const std::exception& e) {

@@ -55,6 +55,8 @@ private:
 
 // "0x7f12..." for messages.
 std::string hex(uint64_t value);
+// "3.2 GiB" for messages.
+std::string human_bytes(double bytes);
 
 // clock_gettime in nanoseconds.
 int64_t clock_ns(clockid_t clock);

@@ -30,17 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-std::string human_bytes(double bytes) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 4) {
-        bytes /= 1024;
-        ++u;
-    }
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
-    return buf;
-}
 
 // Equal without leaking where they differ through timing.
 bool same_secret(const std::string& a, const std::string& b) {
@@ -466,7 +455,7 @@ void Coordinator::commit_round() {
     char buf[512];
     snprintf(buf, sizeof buf, "checkpoint %s committed: %zu rank(s), %llu process(es), %llu thread(s), %s stored in %.3f s (%.0f MB/s), paused %.3f s%s",
              std::filesystem::path(path).filename().c_str(), r.rows.size(), static_cast<unsigned long long>(tasks),
-             static_cast<unsigned long long>(threads), human_bytes(static_cast<double>(stored)).c_str(), secs,
+             static_cast<unsigned long long>(threads), agent::human_bytes(static_cast<double>(stored)).c_str(), secs,
              static_cast<double>(stored) / 1e6 / secs, paused, r.stop ? ", job stopped" : "");
     say(buf);
     // The client hears first: a stopped job's ranks end at COMMITTED, and

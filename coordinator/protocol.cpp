@@ -1,6 +1,7 @@
 #include "coordinator/protocol.hpp"
 
 #include "image/checksum.hpp"
+#include "image/rank_image.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -247,23 +248,7 @@ std::string peer_name(int fd) {
     return "local";
 }
 
-std::string random_secret() {
-    uint8_t bytes[32];
-    size_t got = 0;
-    while (got < sizeof bytes) {
-        ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) fail_errno("cannot read random bytes for the job's secret");
-        got += static_cast<size_t>(n);
-    }
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (uint8_t b : bytes) {
-        out += digits[b >> 4];
-        out += digits[b & 15];
-    }
-    return out;
-}
+std::string random_secret() { return image::random_id() + image::random_id(); }
 
 std::string node_name() {
     char buf[256] = {};
