@@ -62,6 +62,7 @@ enum class RankState { Absent, Running, Gone };
 
 struct RankSlot {
     RankState state = RankState::Absent;
+    bool mpi = false;  // has an MPI proxy: takes part in the quiescing barrier
     int agent = -1;  // fd of the agent it is reached through
     std::string node;
     int64_t pid = 0;
@@ -69,8 +70,16 @@ struct RankSlot {
 };
 
 // One coordinated checkpoint in progress.
+struct Round;
+const char* step_name(int step);
+
 struct Round {
-    enum class Step { Freeze, Dump } step = Step::Freeze;
+    // An MPI job first quiesces (Prepare: collective counts, then targets
+    // until every rank is safe), and drains the network once frozen.
+    enum class Step { Prepare, Safe, Freeze, Drain, Dump } step = Step::Freeze;
+    std::map<uint64_t, uint64_t> targets;  // communicator -> collectives, the maximum over its members
+    uint64_t target_version = 0;
+    uint64_t drained_messages = 0;
     uint64_t sequence = 0;
     bool stop = false;
     std::optional<image::PendingCheckpoint> pending;
@@ -80,6 +89,11 @@ struct Round {
     Clock::time_point started, frozen, deadline;
     int client = -1;  // the ckpt-ctl that asked, -1 for an interval checkpoint
 };
+
+const char* step_name(int step) {
+    static const char* const names[] = {"quiescing MPI", "reaching safe points", "freezing", "draining the network", "dumping"};
+    return names[step];
+}
 
 // The coordinated restart.
 struct Restart {
@@ -126,6 +140,11 @@ private:
     void start_round(bool stop, int client);
     void round_progress(const std::string& text);
     void commit_round();
+    bool mpi_job() const;
+    void next_step(Round::Step step, Message m);
+    void start_dump();
+    std::string targets_text() const;
+    void on_quiesce_message(uint32_t rank, const Message& m);
     void abort_round(const std::string& why);
 
     // Restart.
@@ -285,6 +304,7 @@ void Coordinator::on_rank_message(int fd, const Message& m) {
         slot.agent = fd;
         slot.node = peers_.at(fd).node;
         slot.pid = m.has("pid") ? m.number("pid") : 0;
+        slot.mpi = m.get("mpi") == "1";
         if (complete()) {
             std::set<std::string> nodes;
             for (const auto& r : ranks_) nodes.insert(r.node);
@@ -306,6 +326,10 @@ void Coordinator::on_rank_message(int fd, const Message& m) {
         }
         return;
     }
+    if (m.verb == "COUNTS" || m.verb == "SAFE" || m.verb == "DRAINED") {
+        on_quiesce_message(rank, m);
+        return;
+    }
     if (m.verb == "FROZEN" || m.verb == "DUMPED") {
         if (!round_ || m.number("sequence") != static_cast<int64_t>(round_->sequence)) return;  // of an aborted round
         if (!round_->waiting.erase(rank)) return;
@@ -320,13 +344,12 @@ void Coordinator::on_rank_message(int fd, const Message& m) {
         if (round_->step == Round::Step::Freeze) {
             if (!round_->waiting.empty()) return;
             round_->frozen = Clock::now();
-            round_->step = Round::Step::Dump;
-            round_progress("all " + std::to_string(ranks_.size()) + " rank(s) frozen in " + std::to_string(seconds(round_->frozen - round_->started)).substr(0, 5) + " s; dumping");
-            for (uint32_t r = 0; r < ranks_.size(); ++r) round_->waiting.insert(r);
-            round_->deadline = Clock::now() + o_.phase_timeout;
-            Message dump("DUMP");
-            dump.set("sequence", static_cast<int64_t>(round_->sequence)).set("dir", round_->pending->partial_path()).set("stop", round_->stop ? 1 : 0);
-            broadcast(dump);
+            round_progress("all " + std::to_string(ranks_.size()) + " rank(s) frozen in " + std::to_string(seconds(round_->frozen - round_->started)).substr(0, 5) + " s");
+            if (mpi_job()) {
+                next_step(Round::Step::Drain, Message("DRAIN"));
+            } else {
+                start_dump();
+            }
         } else {
             round_progress("dumped " + std::to_string(done) + "/" + std::to_string(ranks_.size()) + " rank(s)");
             if (round_->waiting.empty()) commit_round();
@@ -350,6 +373,71 @@ void Coordinator::on_rank_message(int fd, const Message& m) {
         return;
     }
     say("ignored an unknown message " + m.verb + " from " + where(rank), 0);
+}
+
+bool Coordinator::mpi_job() const {
+    return std::any_of(ranks_.begin(), ranks_.end(), [](const RankSlot& r) { return r.mpi; });
+}
+
+// The next step of a round: every rank is waited for again, with a new deadline.
+void Coordinator::next_step(Round::Step step, Message m) {
+    round_->step = step;
+    for (uint32_t r = 0; r < ranks_.size(); ++r) round_->waiting.insert(r);
+    round_->deadline = Clock::now() + o_.phase_timeout;
+    m.set("sequence", static_cast<int64_t>(round_->sequence));
+    broadcast(m);
+}
+
+void Coordinator::start_dump() {
+    round_progress("dumping");
+    Message dump("DUMP");
+    dump.set("dir", round_->pending->partial_path()).set("stop", round_->stop ? 1 : 0);
+    next_step(Round::Step::Dump, dump);
+}
+
+std::string Coordinator::targets_text() const {
+    std::string out;
+    for (const auto& [gid, n] : round_->targets) out += (out.empty() ? "" : ",") + std::to_string(gid) + ":" + std::to_string(n);
+    return out.empty() ? "-" : out;
+}
+
+// The quiescing barrier of an MPI job (see mpi_plugin/proxy/quiesce.cpp).
+void Coordinator::on_quiesce_message(uint32_t rank, const Message& m) {
+    if (!round_ || m.number("sequence") != static_cast<int64_t>(round_->sequence)) return;
+    Round& r = *round_;
+    if (m.verb == "COUNTS" && r.step == Round::Step::Prepare) {
+        // "gid:count,..." : the targets are the maxima.
+        const std::string text = m.get("counts");
+        size_t pos = 0;
+        while (pos < text.size() && text != "-") {
+            size_t comma = text.find(',', pos);
+            if (comma == std::string::npos) comma = text.size();
+            const std::string item = text.substr(pos, comma - pos);
+            const size_t colon = item.find(':');
+            if (colon != std::string::npos) {
+                const uint64_t gid = std::stoull(item.substr(0, colon)), n = std::stoull(item.substr(colon + 1));
+                r.targets[gid] = std::max(r.targets[gid], n);
+            }
+            pos = comma + 1;
+        }
+        if (!r.waiting.erase(rank) || !r.waiting.empty()) return;
+        round_progress("collective targets of " + std::to_string(r.targets.size()) + " communicator(s) set; waiting for every rank to reach them");
+        r.target_version = 1;
+        next_step(Round::Step::Safe, Message("TARGETS").set("version", 1).set("targets", targets_text()));
+        return;
+    }
+    if (m.verb == "SAFE" && r.step == Round::Step::Safe) {
+        if (m.number("version") != static_cast<int64_t>(r.target_version) || !r.waiting.erase(rank) || !r.waiting.empty()) return;
+        round_progress("every rank at a safe point in " + std::to_string(seconds(Clock::now() - r.started)).substr(0, 5) + " s; freezing");
+        next_step(Round::Step::Freeze, Message("FREEZE"));
+        return;
+    }
+    if (m.verb == "DRAINED" && r.step == Round::Step::Drain) {
+        r.drained_messages += static_cast<uint64_t>(m.has("messages") ? m.number("messages") : 0);
+        if (!r.waiting.erase(rank) || !r.waiting.empty()) return;
+        round_progress("network drained (" + std::to_string(r.drained_messages) + " message(s) in flight kept)");
+        start_dump();
+    }
 }
 
 void Coordinator::rank_gone(uint32_t rank, const std::string& why) {
@@ -421,6 +509,12 @@ void Coordinator::start_round(bool stop, int client) {
     for (uint32_t i = 0; i < ranks_.size(); ++i) r.waiting.insert(i);
     r.deadline = Clock::now() + o_.phase_timeout;
     round_.emplace(std::move(r));
+    if (mpi_job()) {
+        round_->step = Round::Step::Prepare;
+        round_progress("checkpoint " + std::to_string(round_->sequence) + ": quiescing MPI in " + std::to_string(ranks_.size()) + " rank(s)");
+        broadcast(Message("PREPARE").set("sequence", static_cast<int64_t>(round_->sequence)));
+        return;
+    }
     round_progress("checkpoint " + std::to_string(round_->sequence) + ": freezing " + std::to_string(ranks_.size()) + " rank(s)");
     broadcast(Message("FREEZE").set("sequence", static_cast<int64_t>(round_->sequence)));
 }
@@ -564,7 +658,7 @@ void Coordinator::status(int client) {
                                   " node(s); " + std::to_string(joined) + " joined, " + std::to_string(gone) + " ended");
     std::string phase = "running";
     if (round_)
-        phase = "checkpoint " + std::to_string(round_->sequence) + ": " + (round_->step == Round::Step::Freeze ? "freezing" : "dumping") + " (" +
+        phase = "checkpoint " + std::to_string(round_->sequence) + ": " + step_name(static_cast<int>(round_->step)) + " (" +
                 std::to_string(ranks_.size() - round_->waiting.size()) + "/" + std::to_string(ranks_.size()) + " done)";
     else if (restart_.active)
         phase = "restoring from " + restart_.current;
@@ -587,7 +681,7 @@ void Coordinator::status(int client) {
 void Coordinator::check_deadlines() {
     const auto now = Clock::now();
     if (round_ && now >= round_->deadline) {
-        const char* step = round_->step == Round::Step::Freeze ? "freeze" : "dump";
+        const char* step = step_name(static_cast<int>(round_->step));
         abort_round(std::string("timeout: the ") + step + " phase took more than " + std::to_string(o_.phase_timeout.count()) +
                     " s; still waiting for " + ranks_list(round_->waiting));
     }
