@@ -268,16 +268,17 @@ struct Buffer {
 
 bool make_buffer(const TypeMap& m, int64_t count, Buffer& b, unsigned seed) {
   if (m.size() == 0 || m.true_lb() > m.true_ub()) return false;
-  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  __int128 lo = INT64_MAX, hi = INT64_MIN;
   for (int64_t i = 0; i < count; ++i) {
-    lo = std::min(lo, i * m.extent() + m.true_lb());
-    hi = std::max(hi, i * m.extent() + m.true_ub());
+    lo = std::min(lo, static_cast<__int128>(i) * m.extent() + m.true_lb());
+    hi = std::max(hi, static_cast<__int128>(i) * m.extent() + m.true_ub());
   }
   // Open MPI copies a type it flags gap-free as count*size bytes from true_lb.
-  hi = std::max(hi, m.true_lb() + count * static_cast<int64_t>(m.size()));
+  hi = std::max(hi, static_cast<__int128>(m.true_lb()) + count * static_cast<__int128>(m.size()));
   if (hi - lo > (64 << 20)) return false;
   b.bytes.resize(static_cast<size_t>(hi - lo + 32));
-  b.origin = 16 - lo;
+  b.origin = static_cast<int64_t>(16 - lo);
+  if (b.origin > (64 << 20) || b.origin < -(64 << 20)) return false;  // the items would lie far from the buffer start
   for (size_t i = 0; i < b.bytes.size(); ++i) b.bytes[i] = static_cast<unsigned char>((i * 131 + seed * 17 + 7) % 251);
   return true;
 }
@@ -678,7 +679,8 @@ bool within(int64_t v, int64_t limit) { return v > -limit && v < limit; }
 // Random nested types.
 class Generator {
  public:
-  Generator(Types& ty, unsigned seed) : ty_(ty), rng_(seed) {}
+  // Every fifth seed is "wild": many zero counts, bound markers and empty types.
+  Generator(Types& ty, unsigned seed) : ty_(ty), rng_(seed), wild_(seed % 5 == 0) {}
 
   P type(int depth) {
     if (depth <= 0 || pick(10) < 2) return leaf();
@@ -723,7 +725,7 @@ class Generator {
         P prev = o;
         MPI_Aint at = range(-16, 16);
         for (int k = 1 + pick(4); k > 0; --k) {
-          P t = pick(3) == 0 ? prev : (pick(6) == 0 ? marker() : type(depth - 1));
+          P t = pick(3) == 0 ? prev : (pick(wild_ ? 3 : 6) == 0 ? marker() : type(depth - 1));
           if (t == nullptr) t = prev;
           const int bl = blocklen();
           f.push_back({bl, at, t});
@@ -751,6 +753,10 @@ class Generator {
 
  private:
   P leaf() {
+    if (wild_ && pick(6) == 0) {
+      P empty = ty_.contiguous(0, ty_.basic(BasicType::int_));
+      return pick(2) == 0 ? empty : ty_.resized(empty, range(-4, 4), range(0, 12));
+    }
     if (pick(8) == 0) return ty_.pair(kPairs[pick(std::size(kPairs))]);
     static constexpr BasicType kCommon[] = {BasicType::char_,  BasicType::short_,      BasicType::int_,
                                             BasicType::double_, BasicType::long_double, BasicType::c_float_complex,
@@ -758,13 +764,14 @@ class Generator {
     return ty_.basic(kCommon[pick(std::size(kCommon))]);
   }
   P marker() { return ty_.basic(pick(2) == 0 ? BasicType::lb_marker : BasicType::ub_marker); }
-  int count() { return pick(10) == 0 ? 0 : 1 + pick(4); }
-  int blocklen() { return pick(10) == 0 ? 0 : 1 + pick(3); }
+  int count() { return pick(wild_ ? 3 : 10) == 0 ? 0 : 1 + pick(4); }
+  int blocklen() { return pick(wild_ ? 3 : 10) == 0 ? 0 : 1 + pick(3); }
   int range(int lo, int hi) { return lo + pick(static_cast<unsigned>(hi - lo + 1)); }
   int pick(size_t n) { return static_cast<int>(rng_() % n); }
 
   Types& ty_;
   std::mt19937 rng_;
+  bool wild_;
 };
 
 TEST(TypeMapRandom, NestedTypesMatchOpenMpi) {
@@ -786,7 +793,7 @@ TEST(TypeMapRandom, NestedTypesMatchOpenMpi) {
     ++compared;
     if (::testing::Test::HasFailure()) break;  // the first failure is the readable one
   }
-  EXPECT_GT(compared, static_cast<int>(kSeeds) * 2 / 3);
+  EXPECT_GT(compared, static_cast<int>(kSeeds) / 2);
   std::printf("compared %d random types (%lld checks in all tests so far)\n", compared, static_cast<long long>(g_checks));
 }
 
