@@ -115,26 +115,9 @@ class TypeMapBuilder {
   static TypeError add(TypeMap& b, const TypeMap& t, uint64_t count, int64_t disp, int64_t extent) {
     if (count == 0) return TypeError::none;
     if (extent == -1) extent = t.extent();
-    if (t.flags_ & TypeMap::kLbMarker) {
-      if (b.flags_ & TypeMap::kUserLb) {
-        b.lb_ = std::min(b.lb_, disp);
-      } else {
-        b.lb_ = disp;
-        b.flags_ |= TypeMap::kUserLb;
-      }
-      marker_gaps(b);
-      return TypeError::none;
-    }
-    if (t.flags_ & TypeMap::kUbMarker) {
-      if (b.flags_ & TypeMap::kUserUb) {
-        b.ub_ = std::max(b.ub_, disp);
-      } else {
-        b.ub_ = disp;
-        b.flags_ |= TypeMap::kUserUb;
-      }
-      marker_gaps(b);
-      return TypeError::none;
-    }
+    // MPI_LB / MPI_UB: only move the bound they mark.
+    if (t.flags_ & TypeMap::kLbMarker) return mark_bound(b, b.lb_, TypeMap::kUserLb, disp, true);
+    if (t.flags_ & TypeMap::kUbMarker) return mark_bound(b, b.ub_, TypeMap::kUserUb, disp, false);
     if (count > static_cast<uint64_t>(INT64_MAX)) return TypeError::overflow;
 
     // OPAL_DATATYPE_LB_UB_CONT
@@ -189,8 +172,15 @@ class TypeMapBuilder {
     return append(b, t.prog_, count, extent, disp);
   }
 
-  static void marker_gaps(TypeMap& b) {
+  static TypeError mark_bound(TypeMap& b, int64_t& bound, uint16_t user_flag, int64_t disp, bool lower) {
+    if (b.flags_ & user_flag) {
+      bound = lower ? std::min(bound, disp) : std::max(bound, disp);
+    } else {
+      bound = disp;
+      b.flags_ |= user_flag;
+    }
     if (wsub(b.ub_, b.lb_) != static_cast<int64_t>(b.size_)) b.flags_ &= static_cast<uint16_t>(~TypeMap::kNoGaps);
+    return TypeError::none;
   }
 
   // Caches what the accessors need once construction is over.

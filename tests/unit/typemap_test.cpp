@@ -695,29 +695,23 @@ class Generator {
       }
       case 3: {
         std::vector<int> bl, d;
-        for (int k = count(); k > 0; --k) {
-          bl.push_back(blocklen());
-          d.push_back(range(-6, 10));
-        }
+        blocks(&bl, d, -6, 10);
         return ty_.indexed(bl, d, o);
       }
       case 4: {
         std::vector<int> bl;
         std::vector<MPI_Aint> d;
-        for (int k = count(); k > 0; --k) {
-          bl.push_back(blocklen());
-          d.push_back(range(-30, 60));
-        }
+        blocks(&bl, d, -30, 60);
         return ty_.hindexed(bl, d, o);
       }
       case 5: {
         std::vector<int> d;
-        for (int k = count(); k > 0; --k) d.push_back(range(-6, 10));
+        blocks(nullptr, d, -6, 10);
         return ty_.indexed_block(blocklen(), d, o);
       }
       case 6: {
         std::vector<MPI_Aint> d;
-        for (int k = count(); k > 0; --k) d.push_back(range(-30, 60));
+        blocks(nullptr, d, -30, 60);
         return ty_.hindexed_block(blocklen(), d, o);
       }
       case 7: {
@@ -762,6 +756,14 @@ class Generator {
                                             BasicType::double_, BasicType::long_double, BasicType::c_float_complex,
                                             BasicType::int64,   BasicType::float_};
     return ty_.basic(kCommon[pick(std::size(kCommon))]);
+  }
+  // count() blocks: a block length each (when bl is given) and a displacement in [lo, hi].
+  template <class D>
+  void blocks(std::vector<int>* bl, std::vector<D>& d, int lo, int hi) {
+    for (int k = count(); k > 0; --k) {
+      if (bl != nullptr) bl->push_back(blocklen());
+      d.push_back(range(lo, hi));
+    }
   }
   P marker() { return ty_.basic(pick(2) == 0 ? BasicType::lb_marker : BasicType::ub_marker); }
   int count() { return pick(wild_ ? 3 : 10) == 0 ? 0 : 1 + pick(4); }
