@@ -31,7 +31,7 @@ BUILD_DIR=$root/build scripts/build.sh
 run_ctest build -j "$(nproc)" || status=1
 
 echo "== unit tests under ASan + UBSan"
-BUILD_DIR=$root/build-asan BUILD_TARGETS="ckpt_unit_tests ckpt-info ckpt-synth" \
+BUILD_DIR=$root/build-asan BUILD_TARGETS="ckpt_unit_tests ckpt_typemap_test ckpt-info ckpt-synth" \
   scripts/build.sh -DCKPT_SANITIZE=ON -DCKPT_BENCH=OFF
 run_ctest build-asan -j "$(nproc)" -L unit || status=1
 
