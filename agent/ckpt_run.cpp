@@ -58,7 +58,8 @@ int main(int argc, char** argv) {
         "interval", po::value<unsigned>()->default_value(0), "checkpoint every SECONDS (0: only on request)")(
         "keep", po::value<unsigned>()->default_value(2), "committed checkpoints to keep (at least 1)")(
         "compression", po::value<std::string>()->default_value("none"), "page compression: none or zstd")(
-        "mpi", po::value<std::string>()->default_value("none"), "MPI support: none (the MPI layer is not built yet)")(
+        "mpi", po::value<std::string>()->default_value("auto"),
+        "MPI layer: auto (when started by mpirun or srun with PMIx), openmpi (always), none (a program that does not use MPI)")(
         "no-truncate", "on restore, do not cut files open for writing back to their checkpoint size")(
         "job-id", po::value<std::string>()->default_value(""), "the job's id (default: from mpirun or srun; every rank must agree)")(
         "phase-timeout", po::value<unsigned>()->default_value(600), "seconds a checkpoint or restore phase may take before it is aborted")(
@@ -95,8 +96,9 @@ int main(int argc, char** argv) {
         std::cerr << "ckpt-run: --restart takes no program: it resumes the one in the checkpoint\n";
         return 2;
     }
-    if (vm["mpi"].as<std::string>() != "none") {
-        std::cerr << "ckpt-run: --mpi " << vm["mpi"].as<std::string>() << " is not supported yet; only --mpi none\n";
+    o.mpi = vm["mpi"].as<std::string>();
+    if (o.mpi != "auto" && o.mpi != "openmpi" && o.mpi != "none") {
+        std::cerr << "ckpt-run: --mpi must be auto, openmpi or none\n";
         return 2;
     }
     auto compression = ckpt::image::parse_compression(vm["compression"].as<std::string>());

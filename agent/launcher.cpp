@@ -5,6 +5,7 @@
 #include "agent/namespaces.hpp"
 #include "agent/restore.hpp"
 #include "agent/job_place.hpp"
+#include "agent/mpi_link.hpp"
 #include "agent/node_agent.hpp"
 #include "coordinator/coordinator.hpp"
 #include "coordinator/protocol.hpp"
@@ -179,6 +180,10 @@ private:
     // A coordinator killed in a round leaves its partial checkpoint behind:
     // nobody else knows the round ended, so rank 0 removes it.
     void reap_coordinator();
+    // Messages of the MPI proxy, relayed to the node agent.
+    void on_proxy_readable();
+    // Hands the restored program's channel and MPI state to the new proxy.
+    void attach_proxy();
 
     LaunchOptions options_;
     JobPlace place_;
@@ -199,6 +204,8 @@ private:
     pid_t helper_ = 0;  // parent of init, child of the launcher
     pid_t init_ = 0;
     bool stopped_ = false;
+    std::unique_ptr<MpiLink> mpi_;                       // the rank's MPI proxy, when the program has the MPI layer
+    std::optional<std::vector<uint8_t>> restore_mpi_;   // the MPI state of the checkpoint being restored
 };
 
 void Launcher::start_job_services() {
@@ -249,7 +256,7 @@ void Launcher::join_job() {
 // have started by then.
 void Launcher::register_rank() {
     control::Message reg("REGISTER");
-    reg.set("rank", place_.rank).set("pid", getpid());
+    reg.set("rank", place_.rank).set("pid", getpid()).set("mpi", mpi_ ? 1 : 0);
     if (!link_.send(reg)) fail("the node agent of job " + place_.job_id + " went away");
 }
 
@@ -308,6 +315,7 @@ void Launcher::fork_init(const std::optional<SavedClocks>& clocks, const std::fu
 }
 
 void Launcher::start_program() {
+    if (mpi_) mpi_->prepare_program();
     fork_init(std::nullopt, [&](int status_fd) { init_launch(options_.argv, status_fd); });
 }
 
@@ -336,6 +344,9 @@ void Launcher::prepare_restore(const std::string& checkpoint) {
     say("restoring from " + rank_file);
     restore_reader_ = std::make_unique<RankReader>(rank_file);
     restore_image_ = load_tree(*restore_reader_);
+    restore_mpi_ = MpiLink::read_image(*restore_reader_);
+    if (restore_mpi_ && !mpi_) fail(rank_file + " holds an MPI program's state: restart it under mpirun or srun (or with --mpi openmpi)");
+    if (!restore_mpi_ && mpi_) fail(rank_file + " was checkpointed without the MPI layer: restart it with --mpi none");
     const TreeImage& tree = *restore_image_;
     const RankReader& reader = *restore_reader_;
     SavedClocks clocks;
@@ -407,6 +418,7 @@ void Launcher::restore_program(int signals) {
                 discard_restore();
             } else if (m->verb == "RELEASE") {
                 if (!restored_) fail("the coordinator released a restore this rank does not have");
+                if (mpi_) attach_proxy();
                 restored_->release(restart_origins_);
                 restored_.reset();
                 say("resumed from the checkpoint together with every rank", 2);
@@ -420,6 +432,32 @@ void Launcher::restore_program(int signals) {
             discard_restore();
             fail("lost the node agent during the restart");
         }
+    }
+}
+
+void Launcher::attach_proxy() {
+    const auto [pid, fd] = MpiLink::channel_holder(*restore_mpi_);
+    const pid_t outer = restored_->outer_pid(pid);
+    if (outer <= 0) fail("the restored tree has no process " + std::to_string(pid) + " (the one that called MPI_Init)");
+    mpi_->put_state(*restore_mpi_);
+    mpi_->send("ATTACH", {{"pid", std::to_string(outer)}, {"fd", std::to_string(fd)}});
+    mpi_->wait_for("ATTACHED", std::chrono::seconds(options_.phase_timeout));
+    say("the MPI proxy stands in for the old one: objects made again, requests posted again", 2);
+}
+
+void Launcher::on_proxy_readable() {
+    bool alive = true;
+    for (auto& [verb, args] : mpi_->receive(alive)) {
+        if (verb == "COUNTS" || verb == "SAFE" || verb == "DRAINED" || verb == "FAILED") {
+            control::Message m(verb, args);
+            if (verb == "FAILED" && !m.has("kind")) m.set("kind", "mpi");
+            if (linked_) link_.send(m);
+        }
+    }
+    if (!alive) {
+        say("the MPI proxy of this rank died: the program cannot go on", 0);
+        mpi_.reset();
+        if (init_ > 0) kill(init_, SIGKILL);
     }
 }
 
@@ -456,8 +494,10 @@ void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop) {
         // Everything is read: the program goes on while the image is
         // verified and synced (a commit that fails after this costs the
         // program nothing). With --stop it stays frozen until the commit.
+        if (mpi_) MpiLink::write_image(writer, mpi_->take_state());
         double paused = 0;
         if (!stop) {
+            if (mpi_) mpi_->send("RESUME");
             frozen_.reset();
             paused = seconds_since(frozen_at_);
         }
@@ -472,6 +512,7 @@ void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop) {
                  stop ? "" : (", paused " + std::to_string(paused).substr(0, 5) + " s").c_str());
         say(buf, 2);
     } catch (const std::exception& e) {
+        if (mpi_ && !stop) mpi_->send("RESUME");
         frozen_.reset();
         report_failure("sequence", seq, e.what());
     }
@@ -482,8 +523,15 @@ void Launcher::on_job_message(const control::Message& m) {
         freeze(static_cast<uint64_t>(m.number("sequence")));
     } else if (m.verb == "DUMP") {
         dump(static_cast<uint64_t>(m.number("sequence")), m.get("dir"), m.get("stop") == "1");
+    } else if (m.verb == "PREPARE" || m.verb == "TARGETS" || m.verb == "DRAIN") {
+        if (mpi_) {
+            control::Message fwd = m;
+            fwd.args.erase("to");
+            mpi_->send(fwd.verb, fwd.args);
+        }
     } else if (m.verb == "ABORT") {
         if (frozen_) say("checkpoint aborted, the program goes on: " + m.get("text"), 2);
+        if (mpi_) mpi_->send("RESUME");
         frozen_.reset();
     } else if (m.verb == "COMMITTED") {
         if (m.get("stop") == "1" && frozen_) {
@@ -493,7 +541,8 @@ void Launcher::on_job_message(const control::Message& m) {
         }
     } else if (m.verb == "DETACHED" || m.verb == "FAIL") {
         frozen_.reset();
-        say("no more checkpoints for this job: " + m.get("text"), 0);
+        // (The coordinator leaves with rank 0 at the job's end: no news then.)
+        say("no more checkpoints for this job: " + m.get("text"), m.verb == "FAIL" ? 0 : 2);
     }
 }
 
@@ -502,6 +551,8 @@ int Launcher::run() {
     if (place_.size > 1) rank_tag_ = " (rank " + std::to_string(place_.rank) + ")";
     start_job_services();
     cgroup_ = JobCgroup::create("ckpt-run." + std::to_string(getpid()));
+    // The proxy stays outside the job's namespaces (and its cgroup).
+    if (want_mpi(options_.mpi)) mpi_ = MpiLink::start(!options_.restart.empty());
     enter_user_namespace();
     join_job();
 
@@ -528,8 +579,11 @@ int Launcher::run() {
             if (!m) break;
             on_job_message(*m);
         }
-        pollfd fds[3] = {{status_read_.get(), POLLIN, 0}, {signals.get(), POLLIN, 0}, {linked_ ? link_.fd() : -1, POLLIN, 0}};
-        if (poll(fds, 3, -1) < 0) {
+        pollfd fds[4] = {{status_read_.get(), POLLIN, 0},
+                         {signals.get(), POLLIN, 0},
+                         {linked_ ? link_.fd() : -1, POLLIN, 0},
+                         {mpi_ ? mpi_->fd() : -1, POLLIN, 0}};
+        if (poll(fds, 4, -1) < 0) {
             if (errno == EINTR) continue;
             fail_errno("poll");
         }
@@ -560,7 +614,11 @@ int Launcher::run() {
                 if (!stopped_) say("lost the node agent: no more checkpoints for this job", 2);
             }
         }
+        if (fds[3].revents && mpi_) on_proxy_readable();
     }
+    // Every rank's proxy finalizes unless the program failed (then the
+    // launcher must see this rank fail, not wait for the others).
+    if (mpi_) mpi_->end(stopped_ || (program_status >= 0 && WIFEXITED(program_status) && WEXITSTATUS(program_status) == 0));
     end_job_services();
     if (stopped_) return kExitStopped;
     if (program_status < 0) return 1;

@@ -21,6 +21,7 @@ struct LaunchOptions {
     std::string job_id;             // "" : from the environment (job_place.hpp)
     unsigned phase_timeout = 600;   // seconds a checkpoint or restore phase may take
     unsigned connect_timeout = 120; // seconds for the job's ranks to find each other
+    std::string mpi = "auto";       // auto, openmpi or none: whether the program gets the MPI layer
 };
 
 // Exit status of ckpt-run after `checkpoint --stop`: the program was saved

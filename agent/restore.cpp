@@ -472,6 +472,12 @@ void RestoredTree::release(RestartOrigins& origins) {
         for (auto& th : t->threads()) th.detach();
 }
 
+pid_t RestoredTree::outer_pid(int32_t pid) const {
+    for (const auto& t : tasks_)
+        if (pid == 0 || t->pid() == pid) return t->outer();
+    return 0;
+}
+
 std::unique_ptr<RestoredTree> transform_tree(const TreeImage& tree, const RankReader& reader, int ready_fd,
                                              const std::function<void(const std::string&)>& progress) {
     if (progress) progress("waiting for the restored processes");

@@ -44,6 +44,9 @@ public:
     // Stage 5: every thread of every process is let go at once. The calls
     // threads are released into are noted in `origins`.
     void release(RestartOrigins& origins);
+    // The outer PID of the process with this PID in the job's namespace (0
+    // for none; pid 0 means the tree's first process).
+    pid_t outer_pid(int32_t pid) const;
 
 private:
     friend std::unique_ptr<RestoredTree> transform_tree(const TreeImage&, const RankReader&, int,

@@ -34,6 +34,7 @@ inline constexpr uint32_t kChannelMagic = 0x504d4b43;  // "CKMP"
 inline constexpr uint32_t kChannelVersion = 1;
 inline constexpr uint32_t kSlots = 64;
 inline constexpr uint64_t kInlineBytes = 64 * 1024;
+inline constexpr uint64_t kCallbackBytes = 64 * 1024;
 inline constexpr uint64_t kChannelBytes = 4ull << 30;  // virtual; pages exist only where written
 inline constexpr const char* kChannelFdEnv = "CKPT_MPI_CHANNEL_FD";
 inline constexpr int kChannelFdNumber = 900;  // where ckpt-run places it in the program
@@ -66,6 +67,8 @@ struct alignas(64) Slot {
     int64_t results[kMaxResults];  // results[0]: MPI error code
     int64_t callback[8];           // a callback's kind and arguments
     alignas(64) unsigned char inline_data[kInlineBytes];
+    // Scratch of callbacks: the call's own buffers may be in inline_data.
+    alignas(64) unsigned char callback_data[kCallbackBytes];
 };
 
 struct alignas(4096) ChannelHeader {

@@ -437,19 +437,19 @@ void Proxy::run_user_op(uint64_t op_id, void* in, void* inout, int len, MPI_Data
         for (const auto& [id, t] : types_)
             if (t == *type) tid = id;
     }
-    const uint64_t half = kInlineBytes / 2;
+    const uint64_t half = kCallbackBytes / 2;
     const int per_chunk = extent > 0 ? static_cast<int>(std::max<uint64_t>(1, half / static_cast<uint64_t>(extent))) : len;
     if (static_cast<uint64_t>(extent) > half) {
         say("a user-defined reduction on elements larger than " + std::to_string(half) + " bytes is unsupported");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    const uint64_t in_off = static_cast<uint64_t>(s->inline_data - base_);
+    const uint64_t in_off = static_cast<uint64_t>(s->callback_data - base_);
     const uint64_t inout_off = in_off + half;
     for (int done = 0; done < len; done += per_chunk) {
         const int n = std::min(per_chunk, len - done);
         const size_t bytes = static_cast<size_t>(n) * static_cast<size_t>(extent);
-        memcpy(s->inline_data, static_cast<unsigned char*>(in) + static_cast<size_t>(done) * static_cast<size_t>(extent), bytes);
-        memcpy(s->inline_data + half, static_cast<unsigned char*>(inout) + static_cast<size_t>(done) * static_cast<size_t>(extent), bytes);
+        memcpy(s->callback_data, static_cast<unsigned char*>(in) + static_cast<size_t>(done) * static_cast<size_t>(extent), bytes);
+        memcpy(s->callback_data + half, static_cast<unsigned char*>(inout) + static_cast<size_t>(done) * static_cast<size_t>(extent), bytes);
         s->callback[0] = kCallbackUserOp;
         s->callback[1] = static_cast<int64_t>(op_id);
         s->callback[2] = static_cast<int64_t>(in_off);
@@ -457,9 +457,11 @@ void Proxy::run_user_op(uint64_t op_id, void* in, void* inout, int len, MPI_Data
         s->callback[4] = n;
         s->callback[5] = static_cast<int64_t>(tid);
         slot_publish(*s, kSlotCallback, s->shim_sleeping);
-        slot_wait(*s, s->proxy_sleeping, [](uint32_t v) { return v == kSlotCallbackDone; }, 2000, [] { return false; });
+        if (slot_wait(*s, s->proxy_sleeping, [](uint32_t v) { return v == kSlotCallbackDone; }, 2000, [&] { return stopping_.load(); }) ==
+            UINT32_MAX)
+            return;  // the program is gone
         s->state.store(kSlotTaken);
-        memcpy(static_cast<unsigned char*>(inout) + static_cast<size_t>(done) * static_cast<size_t>(extent), s->inline_data + half, bytes);
+        memcpy(static_cast<unsigned char*>(inout) + static_cast<size_t>(done) * static_cast<size_t>(extent), s->callback_data + half, bytes);
     }
 }
 

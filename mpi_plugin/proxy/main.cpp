@@ -350,10 +350,16 @@ int Proxy::run() {
     if (header_)
         for (uint32_t i = 0; i < kSlots; ++i) futex_wake_all(&header_->slots[i].state);
     if (header_) futex_wake_all(&header_->slots_claimed);
-    for (auto& t : threads_) t.join();
     // A rank that registered with the launcher must finalize, or the job
-    // is torn down as if it had failed.
-    if (!finalized_ && finalize_on_exit_) MPI_Finalize();
+    // is torn down as if it had failed. A thread still inside the library
+    // (the program died in a call) rules that out.
+    bool idle;
+    {
+        std::lock_guard lock(mu_);
+        idle = threads_in_service_ == threads_waiting_;
+    }
+    for (auto& t : threads_) t.detach();
+    if (!finalized_ && finalize_on_exit_ && idle) MPI_Finalize();
     return 0;
 }
 

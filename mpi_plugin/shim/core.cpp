@@ -20,6 +20,16 @@ Shim& S() {
 
 uint64_t new_id() { return S().next_id.fetch_add(1); }
 
+void register_type(MPI_Datatype t) {
+    std::lock_guard lock(S().registry_mu);
+    S().types_by_id[t->id] = t;
+}
+
+void forget_type(uint64_t id) {
+    std::lock_guard lock(S().registry_mu);
+    S().types_by_id.erase(id);
+}
+
 [[noreturn]] void die(const char* function, const std::string& why) {
     std::string line = std::string("ckpt MPI shim: ") + function + ": " + why + "\n";
     (void)!write(STDERR_FILENO, line.data(), line.size());
@@ -156,14 +166,22 @@ uint64_t CallFrame::put(const void* data, uint64_t n) {
 namespace {
 
 void run_callback(Slot& slot) {
-    if (slot.callback[0] == kCallbackUserOp) {
-        auto* op = reinterpret_cast<MPI_Op>(slot.callback[1]);
-        void* in = at(static_cast<uint64_t>(slot.callback[2]));
-        void* inout = at(static_cast<uint64_t>(slot.callback[3]));
-        int len = static_cast<int>(slot.callback[4]);
-        auto* type = reinterpret_cast<MPI_Datatype>(slot.callback[5]);
-        op->d->fn(in, inout, &len, &type);
+    if (slot.callback[0] != kCallbackUserOp) return;
+    Shim& s = S();
+    MPI_Op op = nullptr;
+    MPI_Datatype type = MPI_DATATYPE_NULL;
+    {
+        std::lock_guard lock(s.registry_mu);
+        auto o = s.ops_by_id.find(static_cast<uint64_t>(slot.callback[1]));
+        auto t = s.types_by_id.find(static_cast<uint64_t>(slot.callback[5]));
+        if (o != s.ops_by_id.end()) op = o->second;
+        if (t != s.types_by_id.end()) type = t->second;
     }
+    if (!op || !op->d || !op->d->fn) die("MPI (user-defined reduction)", "the proxy named an operation this program does not have");
+    void* in = at(static_cast<uint64_t>(slot.callback[2]));
+    void* inout = at(static_cast<uint64_t>(slot.callback[3]));
+    int len = static_cast<int>(slot.callback[4]);
+    op->d->fn(in, inout, &len, &type);
 }
 
 }  // namespace

@@ -117,6 +117,7 @@ void init_predefined() {
         d->predefined = true;
         d->name = p.name;
         p.obj->d = d;
+        register_type(p.obj);
     }
     g_world.name = "MPI_COMM_WORLD";
     g_self.name = "MPI_COMM_SELF";

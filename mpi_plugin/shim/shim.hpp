@@ -173,7 +173,13 @@ struct Shim {
     std::mutex slot_mu;
     std::vector<uint64_t> free_slots;
     std::string processor_name;
+    // Handles by id, for the proxy's callbacks (it names objects by id).
+    std::mutex registry_mu;
+    std::map<uint64_t, MPI_Op> ops_by_id;
+    std::map<uint64_t, MPI_Datatype> types_by_id;
 };
+void register_type(MPI_Datatype t);
+void forget_type(uint64_t id);
 Shim& S();
 
 uint64_t new_id();

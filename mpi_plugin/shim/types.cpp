@@ -82,7 +82,7 @@ TypeMap predefined_type_map(unsigned index, uint64_t size, uint64_t extent, uint
     };
     for (const auto& [name, p] : pairs)
         if (name == sym) return must(TypeMap::pair(p));
-    if (size == 0) return must(TypeMap::predefined(BasicType::byte, 0, 1));
+    if (size == 0) return must(TypeMap::contiguous(0, must(TypeMap::predefined(BasicType::byte))));
     // Fortran types and the Fortran pairs: blocks of bytes of their size
     // (what matters here is the size and extent; the proxy reduces on the
     // real type).
@@ -187,6 +187,7 @@ int finish_type(TypeResult r, TypeCtor ctor, CallFrame& c, const std::vector<int
     t->d->ints = std::move(ints);
     t->d->aints = std::move(aints);
     t->d->types = std::move(types);
+    register_type(t);
     *out = t;
     return MPI_SUCCESS;
 }
@@ -354,6 +355,7 @@ int PMPI_Type_free(MPI_Datatype* t) {
     CallFrame c(Call::TypeFree);
     c.arg(static_cast<int64_t>((*t)->id));
     const int rc = c.run();
+    forget_type((*t)->id);
     delete (*t)->d;
     delete *t;
     *t = MPI_DATATYPE_NULL;
@@ -524,6 +526,10 @@ int PMPI_Op_create(MPI_User_function* fn, int commute, MPI_Op* op) {
         delete o;
         return rc;
     }
+    {
+        std::lock_guard lock(S().registry_mu);
+        S().ops_by_id[o->id] = o;
+    }
     *op = o;
     return MPI_SUCCESS;
 }
@@ -534,6 +540,10 @@ int PMPI_Op_free(MPI_Op* op) {
     CallFrame c(Call::OpFree);
     c.arg(static_cast<int64_t>((*op)->id));
     c.run();
+    {
+        std::lock_guard lock(S().registry_mu);
+        S().ops_by_id.erase((*op)->id);
+    }
     delete (*op)->d;
     delete *op;
     *op = MPI_OP_NULL;
