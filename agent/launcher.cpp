@@ -346,7 +346,12 @@ void Launcher::prepare_restore(const std::string& checkpoint) {
     restore_image_ = load_tree(*restore_reader_);
     restore_mpi_ = MpiLink::read_image(*restore_reader_);
     if (restore_mpi_ && !mpi_) fail(rank_file + " holds an MPI program's state: restart it under mpirun or srun (or with --mpi openmpi)");
-    if (!restore_mpi_ && mpi_) fail(rank_file + " was checkpointed without the MPI layer: restart it with --mpi none");
+    if (!restore_mpi_ && mpi_) {
+        if (options_.mpi != "auto") fail(rank_file + " was checkpointed without the MPI layer (--mpi none): restart it with --mpi none");
+        // A program checkpointed without the MPI layer comes back without it.
+        mpi_->end(true);
+        mpi_.reset();
+    }
     const TreeImage& tree = *restore_image_;
     const RankReader& reader = *restore_reader_;
     SavedClocks clocks;
@@ -528,6 +533,12 @@ void Launcher::on_job_message(const control::Message& m) {
             control::Message fwd = m;
             fwd.args.erase("to");
             mpi_->send(fwd.verb, fwd.args);
+        } else {
+            // A rank without MPI has nothing to quiesce: safe, and drained, at once.
+            const int64_t seq = m.number("sequence");
+            if (m.verb == "PREPARE") link_.send(control::Message("COUNTS").set("sequence", seq).set("counts", "-"));
+            if (m.verb == "TARGETS") link_.send(control::Message("SAFE").set("sequence", seq).set("version", m.number("version")));
+            if (m.verb == "DRAIN") link_.send(control::Message("DRAINED").set("sequence", seq).set("messages", 0));
         }
     } else if (m.verb == "ABORT") {
         if (frozen_) say("checkpoint aborted, the program goes on: " + m.get("text"), 2);

@@ -378,6 +378,9 @@ private:
     }
 
     void verify_mpi(hid_t mpi) {
+        // The MPI proxy's encoded state (mpi_plugin/common/state.hpp): drained
+        // messages make it as large as what was in flight.
+        if (h5::link_exists(mpi, "state")) blob(mpi, "state", uint64_t{1} << 36);
         uint64_t payload = 0;
         if (h5::link_exists(mpi, "payload")) payload = blob(mpi, "payload", kMaxBlobBytes * 4).data.size();
         auto within = [&](const char* name, uint64_t offset, uint64_t bytes) {
