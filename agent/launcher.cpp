@@ -206,6 +206,7 @@ private:
     bool stopped_ = false;
     std::unique_ptr<MpiLink> mpi_;                       // the rank's MPI proxy, when the program has the MPI layer
     std::optional<std::vector<uint8_t>> restore_mpi_;   // the MPI state of the checkpoint being restored
+    bool mpi_program_ = false;                          // the program talks to the proxy (else it answers for it)
 };
 
 void Launcher::start_job_services() {
@@ -315,6 +316,7 @@ void Launcher::fork_init(const std::optional<SavedClocks>& clocks, const std::fu
 }
 
 void Launcher::start_program() {
+    mpi_program_ = mpi_ != nullptr;
     if (mpi_) mpi_->prepare_program();
     fork_init(std::nullopt, [&](int status_fd) { init_launch(options_.argv, status_fd); });
 }
@@ -348,10 +350,10 @@ void Launcher::prepare_restore(const std::string& checkpoint) {
     if (restore_mpi_ && !mpi_) fail(rank_file + " holds an MPI program's state: restart it under mpirun or srun (or with --mpi openmpi)");
     if (!restore_mpi_ && mpi_) {
         if (options_.mpi != "auto") fail(rank_file + " was checkpointed without the MPI layer (--mpi none): restart it with --mpi none");
-        // A program checkpointed without the MPI layer comes back without it.
-        mpi_->end(true);
-        mpi_.reset();
+        // A program checkpointed without the MPI layer comes back without
+        // it; the proxy stays idle (it finalizes with the others at the end).
     }
+    mpi_program_ = mpi_ && restore_mpi_;
     const TreeImage& tree = *restore_image_;
     const RankReader& reader = *restore_reader_;
     SavedClocks clocks;
@@ -423,7 +425,7 @@ void Launcher::restore_program(int signals) {
                 discard_restore();
             } else if (m->verb == "RELEASE") {
                 if (!restored_) fail("the coordinator released a restore this rank does not have");
-                if (mpi_) attach_proxy();
+                if (mpi_program_) attach_proxy();
                 restored_->release(restart_origins_);
                 restored_.reset();
                 say("resumed from the checkpoint together with every rank", 2);
@@ -462,7 +464,8 @@ void Launcher::on_proxy_readable() {
     if (!alive) {
         say("the MPI proxy of this rank died: the program cannot go on", 0);
         mpi_.reset();
-        if (init_ > 0) kill(init_, SIGKILL);
+        if (mpi_program_ && init_ > 0) kill(init_, SIGKILL);
+        mpi_program_ = false;
     }
 }
 
@@ -499,10 +502,10 @@ void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop) {
         // Everything is read: the program goes on while the image is
         // verified and synced (a commit that fails after this costs the
         // program nothing). With --stop it stays frozen until the commit.
-        if (mpi_) MpiLink::write_image(writer, mpi_->take_state());
+        if (mpi_program_) MpiLink::write_image(writer, mpi_->take_state());
         double paused = 0;
         if (!stop) {
-            if (mpi_) mpi_->send("RESUME");
+            if (mpi_program_) mpi_->send("RESUME");
             frozen_.reset();
             paused = seconds_since(frozen_at_);
         }
@@ -517,7 +520,7 @@ void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop) {
                  stop ? "" : (", paused " + std::to_string(paused).substr(0, 5) + " s").c_str());
         say(buf, 2);
     } catch (const std::exception& e) {
-        if (mpi_ && !stop) mpi_->send("RESUME");
+        if (mpi_program_ && !stop) mpi_->send("RESUME");
         frozen_.reset();
         report_failure("sequence", seq, e.what());
     }
@@ -529,7 +532,7 @@ void Launcher::on_job_message(const control::Message& m) {
     } else if (m.verb == "DUMP") {
         dump(static_cast<uint64_t>(m.number("sequence")), m.get("dir"), m.get("stop") == "1");
     } else if (m.verb == "PREPARE" || m.verb == "TARGETS" || m.verb == "DRAIN") {
-        if (mpi_) {
+        if (mpi_program_) {
             control::Message fwd = m;
             fwd.args.erase("to");
             mpi_->send(fwd.verb, fwd.args);
@@ -542,7 +545,7 @@ void Launcher::on_job_message(const control::Message& m) {
         }
     } else if (m.verb == "ABORT") {
         if (frozen_) say("checkpoint aborted, the program goes on: " + m.get("text"), 2);
-        if (mpi_) mpi_->send("RESUME");
+        if (mpi_program_) mpi_->send("RESUME");
         frozen_.reset();
     } else if (m.verb == "COMMITTED") {
         if (m.get("stop") == "1" && frozen_) {

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <string_view>
 #include <filesystem>
 #include <thread>
 
@@ -48,7 +49,11 @@ UniqueFd make_memfd(const char* name, uint64_t size) {
 bool want_mpi(const std::string& mode) {
     if (mode == "none") return false;
     if (mode == "openmpi") return true;
-    return getenv("OMPI_COMM_WORLD_RANK") || getenv("PMIX_RANK");
+    // A launcher with a PMIx server to connect to: mpirun, or srun --mpi=pmix.
+    if (!getenv("PMIX_RANK")) return false;
+    for (char** e = environ; *e; ++e)
+        if (std::string_view(*e).starts_with("PMIX_SERVER_URI")) return true;
+    return false;
 }
 
 std::unique_ptr<MpiLink> MpiLink::start(bool restarting) {

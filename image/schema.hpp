@@ -475,8 +475,8 @@ struct TableSchema<CredsRecord> {
 struct MpiObjectRecord {
     uint64_t seq = 0;
     uint64_t virtual_handle = 0;
-    uint32_t kind = 0;  // communicator, group, datatype, op, errhandler, info
-    uint32_t call = 0;  // creating call
+    uint32_t kind = 0;  // ObjKind of mpi_plugin/common/calls.hpp
+    uint32_t call = 0;  // Call of mpi_plugin/common/calls.hpp
     uint64_t args_offset = 0;
     uint64_t args_bytes = 0;
 };
@@ -488,10 +488,10 @@ struct TableSchema<MpiObjectRecord> {
     static constexpr auto fields = std::make_tuple(
         field("seq", &MpiObjectRecord::seq, "", "creation order"),
         field("virtual_handle", &MpiObjectRecord::virtual_handle, "", "handle value the application holds"),
-        field("kind", &MpiObjectRecord::kind, "", "object kind"),
-        field("call", &MpiObjectRecord::call, "", "creating MPI call"),
-        field("args_offset", &MpiObjectRecord::args_offset, "bytes", "offset of the encoded arguments in payload"),
-        field("args_bytes", &MpiObjectRecord::args_bytes, "bytes", "length of the encoded arguments"));
+        field("kind", &MpiObjectRecord::kind, "", "1 communicator, 2 group, 3 datatype, 4 reduction operation"),
+        field("call", &MpiObjectRecord::call, "", "the shim's call that made (or freed) it: CommCreate, CommFree, GroupCreate, TypeCreate, OpCreate... (mpi_plugin/common/calls.hpp)"),
+        field("args_offset", &MpiObjectRecord::args_offset, "bytes", "offset in payload of the call's arguments: int64 words, then the arrays it read"),
+        field("args_bytes", &MpiObjectRecord::args_bytes, "bytes", "length of the arguments"));
 };
 
 struct MpiMessageRecord {
@@ -507,7 +507,7 @@ struct TableSchema<MpiMessageRecord> {
     static constexpr const char* name = "drained_messages";
     static constexpr const char* doc = "Messages drained from the network at checkpoint, in arrival order.";
     static constexpr auto fields = std::make_tuple(
-        field("comm", &MpiMessageRecord::comm, "", "virtual communicator"),
+        field("comm", &MpiMessageRecord::comm, "", "communicator id (the shim's)"),
         field("source", &MpiMessageRecord::source, "", "source rank in comm"),
         field("tag", &MpiMessageRecord::tag, "", "message tag"),
         field("data_offset", &MpiMessageRecord::data_offset, "bytes", "offset of the message in payload"),
@@ -525,13 +525,13 @@ struct MpiRequestRecord {
 template <>
 struct TableSchema<MpiRequestRecord> {
     static constexpr const char* name = "pending_requests";
-    static constexpr const char* doc = "Nonblocking operations not complete at checkpoint; re-issued on restart.";
+    static constexpr const char* doc = "Nonblocking operations the application has not completed at checkpoint; receives are posted again on restart.";
     static constexpr auto fields = std::make_tuple(
-        field("virtual_request", &MpiRequestRecord::virtual_request, "", "request handle the application holds"),
-        field("call", &MpiRequestRecord::call, "", "issuing MPI call"),
+        field("virtual_request", &MpiRequestRecord::virtual_request, "", "request id the application's handle holds"),
+        field("call", &MpiRequestRecord::call, "", "0 send, 1 receive (posted again on resume), 2 collective"),
         field("pad", &MpiRequestRecord::pad, "", "reserved, 0"),
-        field("args_offset", &MpiRequestRecord::args_offset, "bytes", "offset of the encoded arguments in payload"),
-        field("args_bytes", &MpiRequestRecord::args_bytes, "bytes", "length of the encoded arguments"));
+        field("args_offset", &MpiRequestRecord::args_offset, "bytes", "offset in payload of the request (PendingRequest of mpi_plugin/common/state.hpp)"),
+        field("args_bytes", &MpiRequestRecord::args_bytes, "bytes", "length of it"));
 };
 
 // ---- manifest.h5: /ranks table ------------------------------------------------
