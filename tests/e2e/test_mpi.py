@@ -70,7 +70,7 @@ import test_nodes  # noqa: E402
 ta.TIMEOUT = 240  # (test_nodes lowers it for its own short jobs)
 
 VICTIMS = ["ring", "halo2d", "cg", "master_worker", "comm_split", "collectives", "nbc"]
-# Steps of each victim: 5 to 10 s natively at N=4 and 8 with the pace below.
+# Steps of each victim: about 5 to 10 s natively at N=4 and 8 with the pace below.
 STEPS = {"ring": 2000, "comm_split": 2000}
 DEFAULT_STEPS = 2500
 PROGRESS_LINES = 20
@@ -160,19 +160,19 @@ class MpiHarness(JobHarness):
         verdict(name, out, label)
         return out
 
-    def reference(self, name, n, args):
+    def mpi_reference(self, name, n, args):
         key = (name, n, tuple(args))
         if key not in self.mpi_refs:
             self.mpi_refs[key] = self.native(name, n, args, f"ref-{name}-{n}-{len(self.mpi_refs)}")
         return self.mpi_refs[key]
 
-    def job(self, label, name, n, args, prefix=None):
+    def mpi_job(self, label, name, n, args, prefix=None):
         """The job under ckpt-run; returns (run, checkpoint directory)."""
         ck = os.path.join(self.mkdir(label), "ckpt")
         run = self.mpi(label, n, [self.tool("agent/ckpt-run"), "--ckpt-dir", ck, "--", self.victim(name), *args], prefix)
         return run, ck
 
-    def restart(self, label, n, ck, path=None, prefix=None):
+    def mpi_restart(self, label, n, ck, path=None, prefix=None):
         opt = "--restart" if path is None else f"--restart={path}"
         return self.mpi(label, n, [self.tool("agent/ckpt-run"), "--ckpt-dir", ck, opt], prefix)
 
@@ -206,8 +206,8 @@ def begin(h, name, n, case, blocked=False):
     """A case's reference and its job: (args, ref, label, run, ck)."""
     args = victim_args(name, n, blocked)
     label = f"{name}-{n}-{case}"
-    ref = h.reference(name, n, args)
-    return (args, ref, label) + h.job(label, name, n, args)
+    ref = h.mpi_reference(name, n, args)
+    return (args, ref, label) + h.mpi_job(label, name, n, args)
 
 
 def case_continue(h, name, n):
@@ -224,10 +224,10 @@ def case_chain(h, name, n):
     args, ref, label, run, ck = begin(h, name, n, "chain")
     seen1 = h.wait_step(run, ref, at(args, 0.4))
     h.stop(run, ck, "chain, first stop")
-    again = h.restart(f"{label}-restart1", n, ck)
+    again = h.mpi_restart(f"{label}-restart1", n, ck)
     seen2 = h.wait_step(again, ref, at(args, 0.7))
     h.stop(again, ck, "chain, restored job stopped")
-    last = h.restart(f"{label}-restart2", n, ck)
+    last = h.mpi_restart(f"{label}-restart2", n, ck)
     h.ended(last, "chain")
     compare(ref, [(run, "stop", 0), (again, "stop", seen1 + 1), (last, "end", seen2 + 1)], "chain")
     h.expect_no_leftovers("chain: at the end")
@@ -237,7 +237,7 @@ def case_early(h, name, n):
     _, ref, label, run, ck = begin(h, name, n, "early")
     wait_rank_line(run, 0, step_line(0))
     h.stop(run, ck, "early")
-    s = h.restart(f"{label}-restart", n, ck)
+    s = h.mpi_restart(f"{label}-restart", n, ck)
     h.ended(s, "early")
     compare(ref, [(run, "stop", 0), (s, "end", 1)], "early")
     h.expect_no_leftovers("early: at the end")
@@ -255,11 +255,11 @@ def checkpoint_then_stop(h, label, run, ck, args, ref):
 
 def restart_both(h, label, n, ck, ref, run, seen1, seen2, prefixes=(None, None)):
     """Restarts the newest checkpoint, then the older ckpt-000001."""
-    s = h.restart(f"{label}-newest", n, ck, prefix=prefixes[0])
+    s = h.mpi_restart(f"{label}-newest", n, ck, prefix=prefixes[0])
     h.ended(s, f"{label}, newest checkpoint")
     compare(ref, [(run, "stop", 0), (s, "end", seen2 + 1)], f"{label}, newest checkpoint")
     h.expect_no_leftovers(f"{label}: after the restart of the newest checkpoint")
-    o = h.restart(f"{label}-older", n, ck, path=os.path.join(ck, "ckpt-000001"), prefix=prefixes[1])
+    o = h.mpi_restart(f"{label}-older", n, ck, path=os.path.join(ck, "ckpt-000001"), prefix=prefixes[1])
     h.ended(o, f"{label}, older checkpoint")
     compare(ref, [(run, "kill", 0), (o, "end", seen1 + 1)], f"{label}, older checkpoint")
     h.expect_no_leftovers(f"{label}: at the end")
@@ -278,9 +278,9 @@ def native_only(h, name, n):
     """The cases' arguments: a usable reference, the same with a laggard and a stall."""
     plain, blocked = victim_args(name, n), victim_args(name, n, blocked=True)
     t0 = time.time()
-    ref = h.reference(name, n, plain)
+    ref = h.mpi_reference(name, n, plain)
     t1 = time.time()
-    lagged = h.reference(name, n, blocked)
+    lagged = h.mpi_reference(name, n, blocked)
     t2 = time.time()
     for r in range(n):
         check(lagged[r] == ref[r], f"rank {r} printed other lines with {' '.join(blocked[2:])} than without: "
@@ -368,7 +368,7 @@ def node_args(name):
 def nodes_native(h, nodes, name):
     """Natively across 2 nodes, the output equals the single-host reference."""
     args = node_args(name)
-    ref = h.reference(name, 4, args)
+    ref = h.mpi_reference(name, 4, args)
     nodes.check_placement("n1:2,n2:2")
     out = h.native(name, 4, args, f"{name}-nodes-native", prefix=nodes.prefix("n1:2,n2:2"))
     for r in range(4):
@@ -379,11 +379,11 @@ def nodes_native(h, nodes, name):
 def nodes_restart(h, nodes, name):
     """Checkpointed on n1+n2, restarted on n3+n4, the older checkpoint on n1..n4."""
     args = node_args(name)
-    ref = h.reference(name, 4, args)
+    ref = h.mpi_reference(name, 4, args)
     for hosts in ("n1:2,n2:2", "n3:2,n4:2", "n1,n2,n3,n4"):
         nodes.check_placement(hosts)
     label = f"{name}-nodes"
-    run, ck = h.job(label, name, 4, args, nodes.prefix("n1:2,n2:2"))
+    run, ck = h.mpi_job(label, name, 4, args, nodes.prefix("n1:2,n2:2"))
     seen1, seen2 = checkpoint_then_stop(h, label, run, ck, args, ref)
     restart_both(h, label, 4, ck, ref, run, seen1, seen2, (nodes.prefix("n3:2,n4:2"), nodes.prefix("n1,n2,n3,n4")))
 
