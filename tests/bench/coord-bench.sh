@@ -48,22 +48,12 @@ trap 'rm -f "$OUT" "$OUT.md"' EXIT
 
 BUILD_TYPE=$(awk -F= '/^CMAKE_BUILD_TYPE:/ { print $2 }' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)
 [[ -n $BUILD_TYPE ]] || BUILD_TYPE="RelWithDebInfo (the default)"
-REVISION=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-CHANGED=$(git -C "$ROOT" status --porcelain -- agent image coordinator tests/bench 2>/dev/null | awk '{ print $2 }' | paste -sd' ' || true)
-cpu=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/ { print $2; exit }' || true)
-[[ -n $cpu ]] || cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-virt=$(lscpu 2>/dev/null | awk -F': *' '/^Hypervisor vendor/ { print $2 }' || true)
-mem_gib=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
-read -r fs_dev fs_type < <(df -PT "$BASE" | awk 'NR == 2 { print $1, $2 }')
 {
     echo "$SECTION"
     echo
     echo "Measured $DATE_START with \`$COMMAND\` (build type $BUILD_TYPE)."
     echo
-    echo "- Machine: $(nproc) cores ($cpu)${virt:+, virtualised ($virt)}, $mem_gib GiB memory, kernel $(uname -r)"
-    echo "- Source: commit $REVISION${CHANGED:+, with uncommitted changes in $CHANGED}"
-    echo "- Load average (1, 5, 15 min): $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-    echo "- Directory: $BASE on $fs_dev, file system $fs_type (df -T)"
+    "$ROOT/tests/bench/machine.sh" "$LOAD_START" "$BASE" agent image coordinator tests/bench
     echo "- Job: a real coordinator (\`ckpt-run --role=coordinator\`, --keep 2) and N simulated node agents in one process, one thread" \
         "with epoll, on loopback: one TCP connection per agent, one rank per agent (N nodes of one rank). The agents answer FREEZE at once;" \
         "at DUMP each hard-links a dummy rank file (one task, one thread, one page; written before the rounds) into the partial directory" \

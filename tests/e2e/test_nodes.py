@@ -329,6 +329,14 @@ def remove_left_state(runtime_dir_existed):
             pass
 
 
+def unavailable():
+    """Why nodes cannot be made here, or None."""
+    if os.geteuid() != 0:
+        return "several nodes as network namespaces need root"
+    missing = [t for t in ("ip", "nsenter", "unshare") if not shutil.which(t)]
+    return f"{', '.join(missing)} not installed" if missing else None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="build directory")
@@ -338,12 +346,8 @@ def main():
     for name in a.only:
         if name not in SCENARIOS:
             ap.error(f"unknown scenario {name}")
-    if os.geteuid() != 0:
-        print("SKIP: several nodes as network namespaces need root")
-        return 0
-    missing = [t for t in ("ip", "nsenter", "unshare") if not shutil.which(t)]
-    if missing:
-        print(f"SKIP: {', '.join(missing)} not installed")
+    if unavailable():
+        print(f"SKIP: {unavailable()}")
         return 0
     h = ta.Harness(types.SimpleNamespace(bin=a.bin, compression="none", user=None))
     cl = Cluster(h.work, 4)
