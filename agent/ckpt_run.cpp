@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     opts.add_options()("help,h", "show this help")("ckpt-dir", po::value<std::string>(), "checkpoint directory (required)")(
         "restart", po::value<std::string>()->implicit_value("auto"),
         "restore instead of starting: auto (newest) or a checkpoint path; never: under SLURM, do not resume a requeued job")(
-        "interval", po::value<unsigned>()->default_value(0), "checkpoint every SECONDS (0: only on request)")(
+        "interval", po::value<std::string>()->default_value("0"), "checkpoint every SECONDS (or 30m, 2h, H:MM:SS; 0: only on request)")(
         "keep", po::value<unsigned>()->default_value(2), "committed checkpoints to keep (at least 1)")(
         "compression", po::value<std::string>()->default_value("none"), "page compression: none or zstd")(
         "mpi", po::value<std::string>()->default_value("auto"),
@@ -95,6 +95,7 @@ int main(int argc, char** argv) {
     try {
         for (const auto& s : vm.count("checkpoint-signal") ? vm["checkpoint-signal"].as<std::vector<std::string>>() : std::vector<std::string>{})
             o.slurm.checkpoint_signals.push_back(ckpt::slurm::parse_checkpoint_signal(s));
+        o.interval_seconds = ckpt::slurm::parse_duration(vm["interval"].as<std::string>(), "--interval");
         if (vm.count("before-walltime"))
             o.slurm.before_walltime = ckpt::slurm::parse_duration(vm["before-walltime"].as<std::string>(), "--before-walltime");
     } catch (const std::exception& e) {
@@ -142,7 +143,6 @@ int main(int argc, char** argv) {
         return 2;
     }
     o.argv = program;
-    o.interval_seconds = vm["interval"].as<unsigned>();
     o.keep = vm["keep"].as<unsigned>();
     o.compression = *compression;
     o.truncate_written = !vm.count("no-truncate");
