@@ -153,10 +153,16 @@ class LocalSlurm:
 
     def sbatch(self, script, *options, env=None, cwd=None):
         """Submits a batch script (a path); returns the job id."""
-        r = subprocess.run(["sbatch", "--parsable", *options, script], capture_output=True, text=True,
-                           env=self.env(env), cwd=cwd, timeout=30)
+        return self._submit([*options, script], env, cwd)
+
+    def sbatch_wrap(self, command, *options, env=None, cwd=None):
+        """Submits a job whose script is the shell command; returns the job id."""
+        return self._submit([*options, "--wrap", command], env, cwd)
+
+    def _submit(self, args, env, cwd):
+        r = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, env=self.env(env), cwd=cwd, timeout=30)
         if r.returncode != 0:
-            raise SlurmError(f"sbatch {' '.join(options)} {script} exited {r.returncode}: {r.stderr.strip()}")
+            raise SlurmError(f"sbatch {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
         return r.stdout.strip().split(";")[0]
 
     def job(self, job_id):
@@ -267,6 +273,8 @@ class LocalSlurm:
             "AccountingStorageType=accounting_storage/none", "JobCompType=jobcomp/none",
             "JobAcctGatherType=jobacct_gather/none", "PropagateResourceLimits=NONE",
             "KillWait=10", "InactiveLimit=0", "MinJobAge=600", "MailProg=/bin/true",
+            # A job whose begin time passes waits for the next scheduling pass (60 s by default).
+            "SchedulerParameters=sched_interval=1,bf_interval=1",
         ]
         if self.user_signal:
             lines.append("SlurmctldParameters=preempt_send_user_signal")
@@ -311,6 +319,14 @@ class LocalSlurm:
             c.net.made_netns_dir = n["made_netns_dir"]
         return c
 
+    def daemon_pids(self):
+        """The pids of the running munged, slurmctld and slurmds of this cluster."""
+        marked = set(marked_pids(self.state))
+        return [p for p in (read_pid(f) for f in self.pid_files()) if p in marked]
+
+    def pid_files(self):
+        return [self.path("run", f"slurmd-{n}.pid") for n in self.nodes] + [self.path("run", "slurmctld.pid"), self.path("run", "munged.pid")]
+
     # ---- down
     def down(self):
         """Stops everything up() started; returns the problems (empty when all went)."""
@@ -326,11 +342,8 @@ class LocalSlurm:
                                "squeue did not empty after scancel", timeout=30)
             except (SlurmError, subprocess.TimeoutExpired) as e:
                 problems.append(str(e))
-        pidfiles = [self.path("run", f"slurmd-{n}.pid") for n in self.nodes]
-        pidfiles += [self.path("run", "slurmctld.pid"), self.path("run", "munged.pid")]
         # A pid file's pid is ours only while the process carries our mark.
-        marked = set(marked_pids(self.state))
-        daemons = [p for p in (read_pid(f) for f in pidfiles) if p in marked]
+        daemons = self.daemon_pids()
         for pid in daemons:
             os.kill(pid, signal.SIGTERM)
         try:
@@ -338,7 +351,8 @@ class LocalSlurm:
         except SlurmError as e:
             problems.append(str(e))
         # slurmstepds and job processes that outlived their daemons.
-        for pid in marked_pids(self.state):
+        stray = marked_pids(self.state)
+        for pid in stray:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -347,6 +361,7 @@ class LocalSlurm:
             wait_until(lambda: not [p for p in marked_pids(self.state) if pid_alive(p)], "marked processes survived SIGKILL", timeout=20)
         except SlurmError as e:
             problems.append(f"{e}: {marked_pids(self.state)}")
+        reap(daemons + stray)
         if self.net:
             problems += self.net.down()
         for top in self.made_cgroups:
@@ -357,6 +372,15 @@ class LocalSlurm:
         except OSError:
             pass
         return problems
+
+
+def reap(pids):
+    """Waits for those of pids that are our children (a subreaper inherits the daemons)."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
 
 
 def remove_cgroup_tree(top):
