@@ -22,6 +22,10 @@ run ends with the reference's checksums and verdict, byte for byte.
                the low job gets SIGUSR1 (preempt_send_user_signal), ckpt-run
                checkpoints and stops it, the template requeues it; it
                resumes after the high job and ends like the reference
+    preempt_term  the same without SlurmctldParameters=preempt_send_user_signal:
+               SLURM sends SIGTERM when the grace time begins, ckpt-run
+               (--checkpoint-signal TERM) checkpoints and stops the job, the
+               template's script outlives the signal and requeues it
     walltime   --time=1 and `--before-walltime 45`: every run checkpoints
                and stops 45 s before its limit and is requeued, until the
                job is done; it never reaches its limit (no TIMEOUT)
@@ -85,11 +89,12 @@ class Harness(ta.Harness):
 class Test:
     """The harness (work directory, processes), the cluster, the reference."""
 
-    def __init__(self, a, nodes, cpus=4, grace=20, before_up=None):
+    def __init__(self, a, nodes, cpus=4, grace=20, user_signal=True, before_up=None):
         self.h = Harness(types.SimpleNamespace(bin=a.bin, compression="none", user=None))
         if before_up:
             before_up(self)  # mounts the nodes must see exist before they are made
-        self.cluster = self.h.cluster = local_slurm.LocalSlurm(self.h.mkdir("slurm"), nodes=nodes, cpus=cpus, grace=grace)
+        self.cluster = self.h.cluster = local_slurm.LocalSlurm(self.h.mkdir("slurm"), nodes=nodes, cpus=cpus, grace=grace,
+                                                                user_signal=user_signal)
         try:
             self.cluster.up()
         except BaseException:
@@ -295,6 +300,25 @@ def preempt(t):
     t.h.expect_no_leftovers("preempt: at the end")
 
 
+def preempt_term(t):
+    """Preemption without preempt_send_user_signal: SIGTERM at the start of GraceTime."""
+    args = victim_args(1200)
+    ref = t.reference(args)
+    job = Job(t, "preempt-term", args, ["-N2", "--ntasks-per-node=2", "-p", "low"], interval="5")
+    seen = job.wait_progress(0, ref, 0.3)
+    high = t.cluster.sbatch_wrap("true", "-p", "high", "-N2", "--exclusive", "-o", os.path.join(job.dir, "high.out"),
+                                 env=t.env())
+    print(f"  job {high}: partition high, every node: preempts job {job.id}", flush=True)
+    job.wait_requeued(1)
+    job.run_to_end()
+    err = job.stderr()
+    check("SIGTERM arrived: checkpoint and stop" in err and "checkpoint committed, the job stops" in err,
+          f"preempt_term: ckpt-run did not checkpoint and stop on SIGTERM{job.tail()}")
+    job.compare(ref, ["stop", "end"], [0, seen + 1], "preempt_term")
+    job.expect_resumed(1)
+    t.h.expect_no_leftovers("preempt_term: at the end")
+
+
 def walltime(t):
     args = victim_args(800, pace_us=20000)  # 16 s at least: more than the 15 s a run may take
     ref = t.reference(args)
@@ -393,6 +417,7 @@ def full_disk(t):
 SCENARIOS = {  # name: (body, the cluster it runs on)
     "requeue": (requeue, dict(nodes=2)),
     "preempt": (preempt, dict(nodes=2, grace=30)),
+    "preempt_term": (preempt_term, dict(nodes=2, grace=30, user_signal=False)),
     "walltime": (walltime, dict(nodes=2)),
     "move": (move, dict(nodes=4)),
     "full_disk": (full_disk, dict(nodes=2, before_up=mount_tmpfs)),
