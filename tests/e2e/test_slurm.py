@@ -280,43 +280,36 @@ def requeue(t):
     t.h.expect_no_leftovers("requeue: at the end")
 
 
-def preempt(t):
+def preempted(t, what, signal):
+    """The job in the partition `low`, preempted by a job of `high` that needs
+    every node: ckpt-run checkpoints and stops it on `signal`."""
     args = victim_args(1200)
     ref = t.reference(args)
-    job = Job(t, "preempt", args, ["-N2", "--ntasks-per-node=2", "-p", "low"], interval="5")
+    job = Job(t, what, args, ["-N2", "--ntasks-per-node=2", "-p", "low"], interval="5")
     seen = job.wait_progress(0, ref, 0.3)
     high = t.cluster.sbatch_wrap("true", "-p", "high", "-N2", "--exclusive", "-o", os.path.join(job.dir, "high.out"),
                                  env=t.env())
     print(f"  job {high}: partition high, every node: preempts job {job.id}", flush=True)
     job.wait_requeued(1)
     fields = job.run_to_end()
-    check(t.cluster.job(high).get("JobState") == "COMPLETED", f"preempt: the high job {high} is {t.cluster.job(high)}")
-    check(fields.get("Restarts") == "1", f"preempt: Restarts={fields.get('Restarts')}")
+    check(t.cluster.job(high).get("JobState") == "COMPLETED", f"{what}: the high job {high} is {t.cluster.job(high)}")
+    check(fields.get("Restarts") == "1", f"{what}: Restarts={fields.get('Restarts')}")
     err = job.stderr()
-    check("SIGUSR1 arrived: checkpoint and stop" in err and "checkpoint committed, the job stops" in err,
-          f"preempt: ckpt-run did not checkpoint and stop on SIGUSR1{job.tail()}")
-    job.compare(ref, ["stop", "end"], [0, seen + 1], "preempt")
+    check(f"{signal} arrived: checkpoint and stop" in err and "checkpoint committed, the job stops" in err,
+          f"{what}: ckpt-run did not checkpoint and stop on {signal}{job.tail()}")
+    job.compare(ref, ["stop", "end"], [0, seen + 1], what)
     job.expect_resumed(1)
-    t.h.expect_no_leftovers("preempt: at the end")
+    t.h.expect_no_leftovers(f"{what}: at the end")
+
+
+def preempt(t):
+    """With preempt_send_user_signal: the job's --signal (USR1) at once."""
+    preempted(t, "preempt", "SIGUSR1")
 
 
 def preempt_term(t):
-    """Preemption without preempt_send_user_signal: SIGTERM at the start of GraceTime."""
-    args = victim_args(1200)
-    ref = t.reference(args)
-    job = Job(t, "preempt-term", args, ["-N2", "--ntasks-per-node=2", "-p", "low"], interval="5")
-    seen = job.wait_progress(0, ref, 0.3)
-    high = t.cluster.sbatch_wrap("true", "-p", "high", "-N2", "--exclusive", "-o", os.path.join(job.dir, "high.out"),
-                                 env=t.env())
-    print(f"  job {high}: partition high, every node: preempts job {job.id}", flush=True)
-    job.wait_requeued(1)
-    job.run_to_end()
-    err = job.stderr()
-    check("SIGTERM arrived: checkpoint and stop" in err and "checkpoint committed, the job stops" in err,
-          f"preempt_term: ckpt-run did not checkpoint and stop on SIGTERM{job.tail()}")
-    job.compare(ref, ["stop", "end"], [0, seen + 1], "preempt_term")
-    job.expect_resumed(1)
-    t.h.expect_no_leftovers("preempt_term: at the end")
+    """Without preempt_send_user_signal: SIGTERM at the start of GraceTime."""
+    preempted(t, "preempt_term", "SIGTERM")
 
 
 def walltime(t):
