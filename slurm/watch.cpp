@@ -34,7 +34,7 @@ public:
 
 private:
     void say(const std::string& line, int level = 1) const {
-        if (verbosity_ >= level) std::cerr << "ckpt-run (rank 0, SLURM): " + line + "\n" << std::flush;  // one write
+        if (verbosity_ >= level) std::cerr << "ckpt-run (rank 0): " + line + "\n" << std::flush;  // one write
     }
     // Reads the time left; sets the moment to stop (or none) and the next look.
     void read_time_limit();
