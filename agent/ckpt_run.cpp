@@ -106,16 +106,17 @@ int main(int argc, char** argv) {
         std::cerr << "ckpt-run: --restart=never needs a program (ckpt-run --ckpt-dir DIR --restart=never -- PROGRAM [ARGS...])\n";
         return 2;
     }
-    if (!o.restart.empty() && o.restart != "never" && !program.empty()) {
-        std::cerr << "ckpt-run: --restart takes no program: it resumes the one in the checkpoint\n";
-        return 2;
-    }
     // Under SLURM: the job's own directory, and a requeued job resumes.
+    ckpt::slurm::LaunchPlan plan;
     try {
-        const auto plan = ckpt::slurm::plan_launch(o.ckpt_dir, o.restart, !program.empty(), o.job_id,
+        plan = ckpt::slurm::plan_launch(o.ckpt_dir, o.restart, !program.empty(), o.job_id,
                                                    ckpt::agent::detect_job_place(o.job_id).rank);
         o.ckpt_dir = plan.ckpt_dir;
         o.restart = plan.restart;
+        if (!plan.restart.empty() && !program.empty() && !plan.drop_program) {
+            std::cerr << "ckpt-run: --restart takes no program: it resumes the one in the checkpoint\n";
+            return 2;
+        }
         if (plan.drop_program) program.clear();
         for (const auto& note : plan.notes) std::cerr << "ckpt-run: " << note << "\n";
         for (const auto& note : ckpt::slurm::keep_inherited_sockets_from_program())
@@ -128,7 +129,8 @@ int main(int argc, char** argv) {
         std::cerr << "ckpt-run: no program given (ckpt-run --ckpt-dir DIR -- PROGRAM [ARGS...])\n";
         return 2;
     }
-    if (!o.restart.empty() && !std::filesystem::is_directory(o.ckpt_dir)) {
+    // (Under SLURM a checkpoint given by path may be another job's: this job's directory comes with its first checkpoint.)
+    if (!o.restart.empty() && !(plan.slurm && o.restart != "auto") && !std::filesystem::is_directory(o.ckpt_dir)) {
         std::cerr << "ckpt-run: cannot restart: " << o.ckpt_dir << " is not a checkpoint directory\n";
         return 1;
     }

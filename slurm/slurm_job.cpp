@@ -188,6 +188,7 @@ LaunchPlan plan_launch(const std::string& ckpt_dir, const std::string& restart, 
     plan.restart = restart == "never" ? "" : restart;
     auto job = current_job();
     if (!job) return plan;
+    plan.slurm = true;
     plan.ckpt_dir = job_dir(ckpt_dir, job_dir_name(*job, explicit_job_id));
     std::error_code ec;
     fs::create_directories(fs::path(plan.ckpt_dir).parent_path(), ec);  // (CheckpointDir makes the last one, 0700)
@@ -201,6 +202,9 @@ LaunchPlan plan_launch(const std::string& ckpt_dir, const std::string& restart, 
                                  ", the newest committed checkpoint (older ones if it cannot be restored; --restart=never starts anew)");
         }
     }
+    // A batch script passes its program on every run; --restart (from another
+    // job's directory, say) resumes whatever the checkpoint holds.
+    if (!plan.restart.empty() && have_program) plan.drop_program = true;
     if (plan.restart.empty() && job->restarts && *job->restarts > 0)
         plan.notes.push_back("SLURM job " + job->id + " was requeued (" + std::to_string(*job->restarts) + " time(s)), but " +
                              plan.ckpt_dir + " holds no committed checkpoint" + (restart == "never" ? " to use (--restart=never)" : "") +

@@ -48,9 +48,10 @@ unsigned parse_duration(const std::string& text, const std::string& option);
 // --restart=never. restart is "", "auto", "never" or a path; argv the
 // program. Returns the lines rank 0 prints about it (nothing elsewhere).
 struct LaunchPlan {
+    bool slurm = false;   // inside a SLURM job
     std::string ckpt_dir;
     std::string restart;  // "", "auto" or a path, for the launcher
-    bool drop_program = false;  // resumed: the program given is the one in the checkpoint
+    bool drop_program = false;  // resumed (also with --restart under SLURM): the program given is the checkpoint's
     std::vector<std::string> notes;
 };
 LaunchPlan plan_launch(const std::string& ckpt_dir, const std::string& restart, bool have_program, const std::string& explicit_job_id,

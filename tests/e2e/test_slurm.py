@@ -26,6 +26,9 @@ run ends with the reference's checksums and verdict, byte for byte.
                SLURM sends SIGTERM when the grace time begins, ckpt-run
                (--checkpoint-signal TERM) checkpoints and stops the job, the
                template's script outlives the signal and requeues it
+    cancel     scancel: SIGTERM, ckpt-run checkpoints and stops the job, which
+               is cancelled (not requeued); a new job resumes from that
+               checkpoint with --restart=DIR/slurm-OLDJOB
     walltime   --time=1 and `--before-walltime 45`: every run checkpoints
                and stops 45 s before its limit and is requeued, until the
                job is done; it never reaches its limit (no TIMEOUT)
@@ -239,18 +242,17 @@ class Job:
             check(time.time() < deadline, f"job {self.id} still {st} after {ta.TIMEOUT} s{self.tail()}")
             time.sleep(0.2)
 
+    def pieces(self):
+        """Its runs as pieces for check_pieces."""
+        return [types.SimpleNamespace(lines=lines, label=f"job {self.id} run {n} on {nodes}") for n, nodes, lines in self.runs()]
+
     def compare(self, ref, endings, min_starts, what):
         """The runs' outputs, ended as `endings` says ('stop', 'kill', 'end'),
         make the reference."""
         runs = self.runs()
         check([n for n, _, _ in runs] == list(range(len(endings))),
               f"{what}: job {self.id} made runs {[n for n, _, _ in runs]}, expected {len(endings)}{self.tail()}")
-        pieces = [(types.SimpleNamespace(lines=lines, label=f"job {self.id} run {n} on {nodes}"), how, start)
-                  for (n, nodes, lines), how, start in zip(runs, endings, min_starts)]
-        check_pieces(ref, pieces, what)
-        check(runs[-1][2][-3:] == ref[-3:], f"{what}: the last lines differ from the reference's")
-        print(f"  {what}: {len(runs)} runs ({', '.join(f'run {n} on {nodes}: {len(lines)} lines' for n, nodes, lines in runs)}) "
-              f"make the reference, ending {ref[-1].decode().strip()!r}", flush=True)
+        compare_pieces(ref, list(zip(self.pieces(), endings, min_starts)), what)
         return runs
 
     def expect_resumed(self, run, path=None):
@@ -260,6 +262,14 @@ class Job:
         want = re.escape(path) if path else re.escape(self.job_dir) + r"/ckpt-\d+"
         check(re.search(rf"SLURM job {self.id} \(requeued {run} time\(s\)\): resuming from {want},", text),
               f"job {self.id}: run {run} does not say it resumed from {path or self.job_dir + '/ckpt-N'}{self.tail()}")
+
+
+def compare_pieces(ref, pieces, what):
+    """check_pieces, and the last lines (checksums, verdict) byte for byte."""
+    check_pieces(ref, pieces, what)
+    check(pieces[-1][0].lines[-3:] == ref[-3:], f"{what}: the last lines differ from the reference's")
+    print(f"  {what}: {', '.join(f'{p.label}: {len(p.lines)} lines' for p, _, _ in pieces)} make the reference, "
+          f"ending {ref[-1].decode().strip()!r}", flush=True)
 
 
 # ---- scenarios -------------------------------------------------------------------
@@ -310,6 +320,30 @@ def preempt(t):
 def preempt_term(t):
     """Without preempt_send_user_signal: SIGTERM at the start of GraceTime."""
     preempted(t, "preempt_term", "SIGTERM")
+
+
+def cancel(t):
+    """scancel sends SIGTERM: ckpt-run checkpoints and stops the job, which is
+    cancelled all the same (the template does not requeue a job that is
+    ending); a new job resumes from that checkpoint (--restart=DIR)."""
+    args = victim_args(1200)
+    ref = t.reference(args)
+    job = Job(t, "cancel", args, ["-N2", "--ntasks-per-node=2"], interval="0")
+    seen = job.wait_progress(0, ref, 0.3)
+    t.cluster.cmd("scancel", job.id)
+    fields = t.cluster.wait_job(job.id, lambda f: f.get("JobState") in ENDED, "end after scancel", timeout=ta.TIMEOUT)
+    check(fields.get("JobState") == "CANCELLED" and fields.get("Restarts") == "0",
+          f"cancel: after scancel the job is {fields.get('JobState')} with Restarts={fields.get('Restarts')}{job.tail()}")
+    err = job.stderr()
+    check("SIGTERM arrived: checkpoint and stop" in err and "not requeued" in err,
+          f"cancel: no checkpoint on SIGTERM, or the job was requeued{job.tail()}")
+    check(job.committed(), f"cancel: no checkpoint in {job.job_dir}")
+    again = Job(t, "cancel-resumed", args, ["-N2", "--ntasks-per-node=2"], interval="0", options=f"--restart={job.job_dir}",
+                ck=job.ck)
+    again.run_to_end()
+    check(f"restored 4 rank(s) from {job.job_dir}/ckpt-" in again.stderr(), f"cancel: the new job did not resume{again.tail()}")
+    compare_pieces(ref, [(job.pieces()[0], "stop", 0), (again.pieces()[0], "end", seen + 1)], "cancel")
+    t.h.expect_no_leftovers("cancel: at the end")
 
 
 def walltime(t):
@@ -411,6 +445,7 @@ SCENARIOS = {  # name: (body, the cluster it runs on)
     "requeue": (requeue, dict(nodes=2)),
     "preempt": (preempt, dict(nodes=2, grace=30)),
     "preempt_term": (preempt_term, dict(nodes=2, grace=30, user_signal=False)),
+    "cancel": (cancel, dict(nodes=2)),
     "walltime": (walltime, dict(nodes=2)),
     "move": (move, dict(nodes=4)),
     "full_disk": (full_disk, dict(nodes=2, before_up=mount_tmpfs)),

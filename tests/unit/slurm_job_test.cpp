@@ -122,6 +122,7 @@ TEST(SlurmPlan, OutsideSlurmNothingChanges) {
     EXPECT_EQ(p.restart, "");
     EXPECT_FALSE(p.drop_program);
     EXPECT_EQ(plan_launch(dir / "ck", "never", true, "", 0).restart, "");
+    EXPECT_FALSE(plan_launch(dir / "ck", "auto", true, "", 0).drop_program);  // refused outside SLURM
 }
 
 TEST(SlurmPlan, ResumesFromTheJobsOwnCheckpoints) {
@@ -152,6 +153,7 @@ TEST(SlurmPlan, ResumesFromTheJobsOwnCheckpoints) {
     // --restart=never, and an explicit path, are left alone.
     EXPECT_EQ(plan_launch(dir / "ck", "never", true, "", 0).restart, "");
     EXPECT_EQ(plan_launch(dir / "ck", "/else/ckpt-000001", false, "", 0).restart, "/else/ckpt-000001");
+    EXPECT_TRUE(plan_launch(dir / "ck", "/else/ckpt-000001", true, "", 0).drop_program);  // a batch script's program
     // Another job on the same --ckpt-dir does not see job 55's checkpoints.
     env.set("SLURM_JOB_ID", "56");
     EXPECT_EQ(plan_launch(dir / "ck", "", true, "", 0).restart, "");
