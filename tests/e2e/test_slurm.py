@@ -29,6 +29,9 @@ run ends with the reference's checksums and verdict, byte for byte.
     cancel     scancel: SIGTERM, ckpt-run checkpoints and stops the job, which
                is cancelled (not requeued); a new job resumes from that
                checkpoint with --restart=DIR/slurm-OLDJOB
+    serial     a program without MPI (app_heat, threads and output files), one
+               task: stopped by `ckpt-ctl --job-id J` from outside, requeued,
+               resumed; stdout and files equal an uninterrupted run's
     walltime   --time=1 and `--before-walltime 45`: every run checkpoints
                and stops 45 s before its limit and is requeued, until the
                job is done; it never reaches its limit (no TIMEOUT)
@@ -145,12 +148,12 @@ def run_scenario(a, body, **cluster):
 class Job:
     """A batch job from a template; its runs are read from its output file."""
 
-    def __init__(self, t, name, args, sbatch, interval="2", options="", template=TEMPLATE, ck=None):
+    def __init__(self, t, name, args, sbatch, interval="2", options="", template=TEMPLATE, ck=None, program=None):
         self.t = t
         self.dir = t.h.mkdir(name)
         self.out, self.err = os.path.join(self.dir, "job.out"), os.path.join(self.dir, "job.err")
         self.ck = ck or os.path.join(self.dir, "ckpt")
-        env = t.env(CKPT_DIR=self.ck, PROGRAM=" ".join([t.victim(), *args]), CKPT_INTERVAL=interval, CKPT_OPTIONS=options)
+        env = t.env(CKPT_DIR=self.ck, PROGRAM=" ".join([program or t.victim(), *args]), CKPT_INTERVAL=interval, CKPT_OPTIONS=options)
         self.id = t.cluster.sbatch(template, "-o", self.out, "-e", self.err, *sbatch, env=env, cwd=self.dir)
         self.job_dir = os.path.join(self.ck, f"slurm-{self.id}")
         self.released = None  # the restart count the begin time was last cut short for
@@ -346,6 +349,34 @@ def cancel(t):
     t.h.expect_no_leftovers("cancel: at the end")
 
 
+def serial(t):
+    """A program that does not use MPI (app_heat: threads, output files) as a
+    job of one task, under the same template (--mpi auto: the proxy stays
+    idle): `ckpt-ctl --job-id J checkpoint --stop` from outside, requeued by
+    its script, resumed; its stdout and files equal an uninterrupted run's."""
+    extra = ("20000", "128", "2", "1000")
+    ref, ref_files = t.h.reference("heat", extra)
+    wdir = t.h.mkdir("serial-files")
+    paths, _ = ta.app_args("heat", wdir)
+    job = Job(t, "serial", [*paths, *extra], ["-N1", "-n1"], interval="0", program=t.h.exe("heat"))
+    seen = job.wait_progress(0, ref, 0.3)
+    ctl_stop(t, job)
+    job.wait_requeued(1)
+    job.run_to_end()
+    job.compare(ref, ["stop", "end"], [0, seen + 1], "serial")
+    ta.check_files(ref_files, wdir, "serial")
+    job.expect_resumed(1)
+    t.h.expect_no_leftovers("serial: at the end")
+
+
+def ctl_stop(t, job):
+    """`ckpt-ctl --job-id J checkpoint --stop` from outside the job (the host is the login node)."""
+    r = subprocess.run([t.h.tool("coordinator/ckpt-ctl"), "--job-id", job.id, "checkpoint", "--stop", "--quiet"], capture_output=True,
+                       text=True, env=t.env(), timeout=ta.TIMEOUT)
+    check(r.returncode == 0, f"`ckpt-ctl --job-id {job.id} checkpoint --stop` exited {r.returncode}: {r.stderr.strip()}")
+    check(r.stdout.startswith(job.job_dir + "/ckpt-"), f"ckpt-ctl --job-id {job.id} committed {r.stdout.strip()!r}")
+
+
 def walltime(t):
     args = victim_args(800, pace_us=20000)  # 16 s at least: more than the 15 s a run may take
     ref = t.reference(args)
@@ -374,11 +405,7 @@ def move(t):
     t.cluster.cmd("scontrol", "update", f"JobId={job.id}", "NumNodes=1-1", "ReqNodeList=n3")
     job.release()
     seen2 = job.wait_progress(1, ref, 0.6)
-    # From outside the job, by its id alone.
-    r = subprocess.run([t.h.tool("coordinator/ckpt-ctl"), "--job-id", job.id, "checkpoint", "--stop"], capture_output=True,
-                       text=True, env=t.env(), timeout=ta.TIMEOUT)
-    check(r.returncode == 0, f"move: `ckpt-ctl --job-id {job.id} checkpoint --stop` exited {r.returncode}: {r.stderr.strip()}")
-    check(r.stdout.startswith(job.job_dir + "/ckpt-"), f"move: ckpt-ctl --job-id committed {r.stdout.strip()!r}")
+    ctl_stop(t, job)  # from outside the job, by its id alone
     job.wait_requeued(2)
     t.cluster.cmd("scontrol", "update", f"JobId={job.id}", "NumNodes=4-4", "ReqNodeList=n[1-4]")
     job.release()
@@ -446,6 +473,7 @@ SCENARIOS = {  # name: (body, the cluster it runs on)
     "preempt": (preempt, dict(nodes=2, grace=30)),
     "preempt_term": (preempt_term, dict(nodes=2, grace=30, user_signal=False)),
     "cancel": (cancel, dict(nodes=2)),
+    "serial": (serial, dict(nodes=2)),
     "walltime": (walltime, dict(nodes=2)),
     "move": (move, dict(nodes=4)),
     "full_disk": (full_disk, dict(nodes=2, before_up=mount_tmpfs)),
