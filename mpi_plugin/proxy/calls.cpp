@@ -685,6 +685,13 @@ Outcome Proxy::call_comm_create(Slot& s) {
     if (!enter_collective(static_cast<uint64_t>(s.args[1]))) return Outcome::Abandon;
     s.results[0] = exec_comm_create(e, s.results);
     leave_collective();
+    if (ctor == CommCtor::SplitType && s.results[0] == MPI_SUCCESS) {
+        // Replayed as the split it made: on other nodes, the same members
+        // in the same order (the program already knows its rank and size).
+        e.args[0] = static_cast<int64_t>(CommCtor::Split);
+        e.args[3] = s.results[3] ? MPI_UNDEFINED : world_rank(e.id, 0);
+        e.args[4] = s.results[3] ? 0 : s.results[1];
+    }
     log(std::move(e));  // collective: logged even when it failed or gave MPI_COMM_NULL, so every member replays it
     return Outcome::Done;
 }

@@ -191,7 +191,7 @@ int CallFrame::run() {
     slot_publish(s, kSlotPosted, s.proxy_sleeping);
     for (;;) {
         const uint32_t st = slot_wait(
-            s, s.shim_sleeping, [](uint32_t v) { return v == kSlotDone || v == kSlotCallback; }, 20000, [] { return false; });
+            s, s.shim_sleeping, [](uint32_t v) { return v == kSlotDone || v == kSlotCallback; }, 2000, [] { return false; });
         if (st == kSlotCallback) {
             run_callback(s);
             slot_publish(s, kSlotCallbackDone, s.proxy_sleeping);
