@@ -1,5 +1,6 @@
 // ckpt-run: runs a program so that it can be checkpointed, or restores it.
 #include "agent/launcher.hpp"
+#include "agent/sys.hpp"
 #include "image/error.hpp"
 
 #include <boost/program_options.hpp>
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
     // HDF5 after its close failed; HDF5's own exit handler would then crash
     // flushing it. Every file that matters is closed explicitly.
     H5dont_atexit();
+    ckpt::agent::raise_descriptor_limit();
     if (argc > 1 && std::string(argv[1]).starts_with("--role=")) return ckpt::agent::run_role(argc, argv);
     // Everything after "--" is the program and its arguments.
     std::vector<std::string> program;

@@ -87,6 +87,7 @@ void forward_to_main(int sig) {
     if (pipe2(exec_pipe, O_CLOEXEC) != 0) _exit(127);
     pid_t child = fork();
     if (child == 0) {
+        restore_descriptor_limit();  // the program gets the limit it was started with
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -1,5 +1,7 @@
 #include "agent/sys.hpp"
 
+#include <sys/resource.h>
+
 #include <fcntl.h>
 
 #include <cstdio>
@@ -86,6 +88,23 @@ std::string human_bytes(double bytes) {
     char buf[32];
     snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
     return buf;
+}
+
+namespace {
+rlimit g_original_nofile{};
+bool g_raised = false;
+}  // namespace
+
+void raise_descriptor_limit() {
+    rlimit r{};
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+    g_original_nofile = r;
+    r.rlim_cur = r.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &r) == 0) g_raised = true;
+}
+
+void restore_descriptor_limit() {
+    if (g_raised) setrlimit(RLIMIT_NOFILE, &g_original_nofile);
 }
 
 }  // namespace ckpt::agent

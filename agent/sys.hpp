@@ -68,6 +68,12 @@ bool try_read_text_file(const std::string& path, std::string& out);
 void write_text_file(const std::string& path, const std::string& text);
 std::string read_link(const std::string& path);
 
+// ckpt-run keeps its own descriptors above those of the program (from
+// 1000 up): it raises its soft RLIMIT_NOFILE to the hard limit at start,
+// and a program it starts gets the original limit back.
+void raise_descriptor_limit();
+void restore_descriptor_limit();
+
 // Full read/write loops over a descriptor.
 void write_all(int fd, const void* data, size_t size, const std::string& what);
 size_t read_full(int fd, void* data, size_t size);  // short only at EOF

@@ -125,7 +125,7 @@ class JobHarness(Harness):
             rdir = self.mkdir(name, f"rank-{r}")
             if r:
                 cmd.append(":")
-            cmd += ["-np", "1", self.tool("agent/ckpt-run"), "--ckpt-dir", ck, *options, "--", self.exe("heat"),
+            cmd += ["-np", "1", self.tool("agent/ckpt-run"), "--ckpt-dir", ck, "--mpi", "none", *options, "--", self.exe("heat"),
                     os.path.join(rdir, "heat.log"), os.path.join(rdir, "heat.grid"), rank_steps(r), *HEAT]
         return Run(self, cmd, f"{name}-run", wdir), wdir, ck
 
