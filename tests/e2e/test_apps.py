@@ -228,7 +228,7 @@ class Harness:
             pw = pwd.getpwnam(a.user)
             self.uid, self.gid = pw.pw_uid, pw.pw_gid
             self.user = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
-            self.bin = staging.stage(self.bin, ["tests/e2e/apps"])
+            self.bin = staging.stage(self.bin, ["tests/e2e/apps", "tests/mpi", "lib/ckpt-mpi"])
             self.staged = self.bin
         self.env = dict(os.environ)
         self.runs = []

@@ -106,7 +106,7 @@ def wait_for(cond, what, timeout=TIMEOUT):
 
 class JobHarness(Harness):
     def __init__(self, a):
-        super().__init__(types.SimpleNamespace(bin=a.bin, compression="none", user=None))
+        super().__init__(types.SimpleNamespace(bin=a.bin, compression="none", user=getattr(a, "user", None)))
         self.mpirun = ["mpirun", "--oversubscribe", "--bind-to", "none", "--tag-output"]
         if os.geteuid() == 0:
             self.mpirun.insert(1, "--allow-run-as-root")

@@ -396,9 +396,13 @@ def main():
     ap.add_argument("--native-only", action="store_true", help="check the victims and the harness without the engine")
     ap.add_argument("--nodes", action="store_true", help="4 ranks across 2 network-namespace nodes")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--user", help="run the jobs (mpirun, ckpt-run, ckpt-ctl) as this unprivileged user")
     ap.add_argument("victims", nargs="+", choices=VICTIMS + ["all"])
     a = ap.parse_args()
     victims = VICTIMS if "all" in a.victims else a.victims
+    if a.user and os.geteuid() != 0:
+        print(f"SKIP: running as {a.user} needs root")
+        return 0
     if a.nodes and test_nodes.unavailable():
         print(f"SKIP: {test_nodes.unavailable()}")
         return 0
