@@ -1,6 +1,7 @@
 // ckpt-run: runs a program so that it can be checkpointed, or restores it.
 #include "agent/launcher.hpp"
 #include "image/error.hpp"
+#include "image/fault.hpp"
 
 #include <boost/program_options.hpp>
 #include <hdf5.h>
@@ -36,6 +37,10 @@ int main(int argc, char** argv) {
     // HDF5 after its close failed; HDF5's own exit handler would then crash
     // flushing it. Every file that matters is closed explicitly.
     H5dont_atexit();
+    if (const std::string fault = ckpt::fault_spec_error(); !fault.empty()) {
+        std::cerr << "ckpt-run: " << fault << "\n";
+        return 2;
+    }
     if (argc > 1 && std::string(argv[1]).starts_with("--role=")) return ckpt::agent::run_role(argc, argv);
     // Everything after "--" is the program and its arguments.
     std::vector<std::string> program;
