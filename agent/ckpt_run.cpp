@@ -2,6 +2,7 @@
 #include "agent/launcher.hpp"
 #include "agent/sys.hpp"
 #include "image/error.hpp"
+#include "image/fault.hpp"
 
 #include <boost/program_options.hpp>
 #include <hdf5.h>
@@ -38,6 +39,10 @@ int main(int argc, char** argv) {
     // flushing it. Every file that matters is closed explicitly.
     H5dont_atexit();
     ckpt::agent::raise_descriptor_limit();
+    if (const std::string fault = ckpt::fault_spec_error(); !fault.empty()) {
+        std::cerr << "ckpt-run: " << fault << "\n";
+        return 2;
+    }
     if (argc > 1 && std::string(argv[1]).starts_with("--role=")) return ckpt::agent::run_role(argc, argv);
     // Everything after "--" is the program and its arguments.
     std::vector<std::string> program;

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 
 #include <cstdio>
 
@@ -15,6 +16,15 @@ std::string hex(uint64_t value) {
     snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
     return buf;
 }
+
+DeferSignal::DeferSignal(int sig) {
+    sigset_t held;
+    sigemptyset(&held);
+    sigaddset(&held, sig);
+    pthread_sigmask(SIG_BLOCK, &held, &old_);
+}
+
+DeferSignal::~DeferSignal() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
 
 int64_t clock_ns(clockid_t clock) {
     timespec ts{};

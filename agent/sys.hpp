@@ -2,6 +2,8 @@
 // context, an owning file descriptor, and reading whole /proc files.
 #pragma once
 
+#include <signal.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -51,6 +53,20 @@ public:
 
 private:
     int fd_ = -1;
+};
+
+// Holds a signal back in this thread while it lives; a handler for it runs
+// when it ends. For work that must not be cut in the middle, such as
+// handing one message to every peer.
+class DeferSignal {
+public:
+    explicit DeferSignal(int sig);
+    DeferSignal(const DeferSignal&) = delete;
+    DeferSignal& operator=(const DeferSignal&) = delete;
+    ~DeferSignal();
+
+private:
+    sigset_t old_{};
 };
 
 // "0x7f12..." for messages.
