@@ -397,11 +397,11 @@ void Coordinator::next_step(Round::Step step, Message m) {
 // With --stop, ranks that hear of no commit within a phase after the dump
 // phase (a coordinator stalled in the commit) thaw rather than stay frozen.
 void Coordinator::start_dump() {
-    round_progress("dumping");
     Message dump("DUMP");
     dump.set("dir", round_->pending->partial_path()).set("stop", round_->stop ? 1 : 0);
     dump.set("timeout", static_cast<int64_t>(o_.phase_timeout.count()));
     next_step(Round::Step::Dump, dump);
+    round_progress("dumping");  // (names the phase: after the step changed)
     fault_point(FaultPoint::CoordinatorDumping);
 }
 
