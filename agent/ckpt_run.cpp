@@ -1,8 +1,10 @@
 // ckpt-run: runs a program so that it can be checkpointed, or restores it.
+#include "agent/job_place.hpp"
 #include "agent/launcher.hpp"
 #include "agent/sys.hpp"
 #include "image/error.hpp"
 #include "image/fault.hpp"
+#include "slurm/slurm_job.hpp"
 
 #include <boost/program_options.hpp>
 #include <hdf5.h>
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
         std::cerr << "ckpt-run: " << fault << "\n";
         return 2;
     }
+    if (argc > 1 && std::string(argv[1]) == "--role=slurm-watch") return ckpt::slurm::run_watcher(argc, argv);
     if (argc > 1 && std::string(argv[1]).starts_with("--role=")) return ckpt::agent::run_role(argc, argv);
     // Everything after "--" is the program and its arguments.
     std::vector<std::string> program;
@@ -61,8 +64,9 @@ int main(int argc, char** argv) {
         "(128+N when killed by signal N), 75 when it was stopped after a checkpoint,\n"
         "1 on an error of ckpt-run itself, 2 on a usage error, 127 when PROGRAM cannot run.\n\nOptions");
     opts.add_options()("help,h", "show this help")("ckpt-dir", po::value<std::string>(), "checkpoint directory (required)")(
-        "restart", po::value<std::string>()->implicit_value("auto"), "restore instead of starting: auto (newest) or a checkpoint path")(
-        "interval", po::value<unsigned>()->default_value(0), "checkpoint every SECONDS (0: only on request)")(
+        "restart", po::value<std::string>()->implicit_value("auto"),
+        "restore instead of starting: auto (newest) or a checkpoint path; never: under SLURM, do not resume a requeued job")(
+        "interval", po::value<std::string>()->default_value("0"), "checkpoint every SECONDS (or 30m, 2h, H:MM:SS; 0: only on request)")(
         "keep", po::value<unsigned>()->default_value(2), "committed checkpoints to keep (at least 1)")(
         "compression", po::value<std::string>()->default_value("none"), "page compression: none or zstd")(
         "mpi", po::value<std::string>()->default_value("auto"),
@@ -71,6 +75,9 @@ int main(int argc, char** argv) {
         "job-id", po::value<std::string>()->default_value(""), "the job's id (default: from mpirun or srun; every rank must agree)")(
         "phase-timeout", po::value<unsigned>()->default_value(600), "seconds a checkpoint or restore phase may take before it is aborted")(
         "connect-timeout", po::value<unsigned>()->default_value(120), "seconds for every rank of the job to join")(
+        "checkpoint-signal", po::value<std::vector<std::string>>()->composing(),
+        "a signal (USR1, TERM, ...) that means checkpoint the job and stop it, not passed to the program (repeatable)")(
+        "before-walltime", po::value<std::string>(), "under SLURM: checkpoint and stop this long (90, 5m, M:SS) before the job's time limit")(
         "quiet,q", "print errors only")("verbose,v", "print every phase");
     po::variables_map vm;
     try {
@@ -91,17 +98,48 @@ int main(int argc, char** argv) {
     }
     o.ckpt_dir = vm["ckpt-dir"].as<std::string>();
     if (vm.count("restart")) o.restart = vm["restart"].as<std::string>();
+    o.job_id = vm["job-id"].as<std::string>();
+    try {
+        for (const auto& s : vm.count("checkpoint-signal") ? vm["checkpoint-signal"].as<std::vector<std::string>>() : std::vector<std::string>{})
+            o.slurm.checkpoint_signals.push_back(ckpt::slurm::parse_checkpoint_signal(s));
+        o.interval_seconds = ckpt::slurm::parse_duration(vm["interval"].as<std::string>(), "--interval");
+        if (vm.count("before-walltime"))
+            o.slurm.before_walltime = ckpt::slurm::parse_duration(vm["before-walltime"].as<std::string>(), "--before-walltime");
+    } catch (const std::exception& e) {
+        std::cerr << "ckpt-run: " << e.what() << "\n";
+        return 2;
+    }
+    if (o.restart == "never" && program.empty()) {
+        std::cerr << "ckpt-run: --restart=never needs a program (ckpt-run --ckpt-dir DIR --restart=never -- PROGRAM [ARGS...])\n";
+        return 2;
+    }
+    // Under SLURM: the job's own directory, and a requeued job resumes.
+    ckpt::slurm::LaunchPlan plan;
+    try {
+        plan = ckpt::slurm::plan_launch(o.ckpt_dir, o.restart, !program.empty(), o.job_id,
+                                                   ckpt::agent::detect_job_place(o.job_id).rank);
+        o.ckpt_dir = plan.ckpt_dir;
+        o.restart = plan.restart;
+        if (!plan.restart.empty() && !program.empty() && !plan.drop_program) {
+            std::cerr << "ckpt-run: --restart takes no program: it resumes the one in the checkpoint\n";
+            return 2;
+        }
+        if (plan.drop_program) program.clear();
+        for (const auto& note : plan.notes) std::cerr << "ckpt-run: " << note << "\n";
+        for (const auto& note : ckpt::slurm::keep_inherited_sockets_from_program())
+            if (vm.count("verbose")) std::cerr << "ckpt-run: " << note << "\n";
+    } catch (const std::exception& e) {
+        std::cerr << "ckpt-run: error: " << e.what() << "\n";
+        return 1;
+    }
     if (o.restart.empty() && program.empty()) {
         std::cerr << "ckpt-run: no program given (ckpt-run --ckpt-dir DIR -- PROGRAM [ARGS...])\n";
         return 2;
     }
-    if (!o.restart.empty() && !std::filesystem::is_directory(o.ckpt_dir)) {
+    // (Under SLURM a checkpoint given by path may be another job's: this job's directory comes with its first checkpoint.)
+    if (!o.restart.empty() && !(plan.slurm && o.restart != "auto") && !std::filesystem::is_directory(o.ckpt_dir)) {
         std::cerr << "ckpt-run: cannot restart: " << o.ckpt_dir << " is not a checkpoint directory\n";
         return 1;
-    }
-    if (!o.restart.empty() && !program.empty()) {
-        std::cerr << "ckpt-run: --restart takes no program: it resumes the one in the checkpoint\n";
-        return 2;
     }
     o.mpi = vm["mpi"].as<std::string>();
     if (o.mpi != "auto" && o.mpi != "openmpi" && o.mpi != "none") {
@@ -114,11 +152,9 @@ int main(int argc, char** argv) {
         return 2;
     }
     o.argv = program;
-    o.interval_seconds = vm["interval"].as<unsigned>();
     o.keep = vm["keep"].as<unsigned>();
     o.compression = *compression;
     o.truncate_written = !vm.count("no-truncate");
-    o.job_id = vm["job-id"].as<std::string>();
     o.phase_timeout = std::max(1u, vm["phase-timeout"].as<unsigned>());
     o.connect_timeout = std::max(1u, vm["connect-timeout"].as<unsigned>());
     o.verbosity = vm.count("quiet") ? 0 : vm.count("verbose") ? 2 : 1;

@@ -1,6 +1,7 @@
 #include "agent/job_place.hpp"
 
 #include "agent/sys.hpp"
+#include "slurm/slurm_job.hpp"
 
 #include <charconv>
 #include <cstdlib>
@@ -48,7 +49,10 @@ JobPlace detect_job_place(const std::string& explicit_job_id) {
         p.rank = env_number("SLURM_PROCID", 0);
         p.size = env("SLURM_STEP_NUM_TASKS") ? env_number("SLURM_STEP_NUM_TASKS", 1) : env_number("SLURM_NTASKS", 1);
         p.local_rank = env_number("SLURM_LOCALID", 0);
-        p.job_id = "slurm-" + env("SLURM_JOB_ID").value_or("0") + "." + *env("SLURM_STEP_ID");
+        // The same on every rank of the step; another on the next run of a requeued job.
+        auto job = slurm::current_job();
+        if (!job) fail("SLURM_STEP_ID is set but SLURM_JOB_ID is not");
+        p.job_id = slurm::run_id(*job);
     } else {
         p.launcher = "none";
         p.job_id = "single-" + host_name() + "-" + std::to_string(getpid());

@@ -224,6 +224,7 @@ private:
     std::unique_ptr<RestoredTree> restored_;
     std::vector<pid_t> services_;  // coordinator, node agent
     pid_t coordinator_ = 0;        // rank 0's, until it ends
+    pid_t watcher_ = 0;            // rank 0's SLURM watcher (slurm/watch.cpp), when asked for
     pid_t helper_ = 0;  // parent of init, child of the launcher
     pid_t init_ = 0;
     bool stopped_ = false;
@@ -244,6 +245,8 @@ void Launcher::start_job_services() {
     }
     if (place_.local_rank == 0)
         services_.push_back(spawn_role({self, "--role=agent", options_.ckpt_dir, place_.job_id, verbosity}));
+    if (auto args = slurm::watcher_args(options_.slurm, options_.ckpt_dir, place_.job_id, place_.rank, options_.verbosity))
+        services_.push_back(watcher_ = spawn_role(*args));
 }
 
 // The coordinator and node agent this rank started end before it does: a
@@ -671,7 +674,9 @@ int Launcher::run() {
         }
         if (fds[1].revents & POLLIN) {
             signalfd_siginfo si{};
-            if (read(signals.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) kill(init_, static_cast<int>(si.ssi_signo));
+            if (read(signals.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD &&
+                !slurm::take_checkpoint_signal(options_.slurm, static_cast<int>(si.ssi_signo), watcher_))
+                kill(init_, static_cast<int>(si.ssi_signo));
             reap_coordinator();
         }
         if (fds[2].revents) {

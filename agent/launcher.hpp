@@ -3,6 +3,7 @@
 #pragma once
 
 #include "image/compression.hpp"
+#include "slurm/slurm_job.hpp"
 
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@ struct LaunchOptions {
     unsigned phase_timeout = 600;   // seconds a checkpoint or restore phase may take
     unsigned connect_timeout = 120; // seconds for the job's ranks to find each other
     std::string mpi = "auto";       // auto, openmpi or none: whether the program gets the MPI layer
+    slurm::Options slurm;           // checkpoint signals, --before-walltime (slurm/)
 };
 
 // Exit status of ckpt-run after `checkpoint --stop`: the program was saved

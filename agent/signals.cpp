@@ -21,13 +21,34 @@ struct KernelSigaction {
     uint64_t mask;
 };
 
-void peek_queue(Task& task, size_t thread, bool shared, int32_t tid, std::vector<PendingSignalRecord>& out) {
+// A signal that is ignored (SIG_IGN, or SIG_DFL of a signal whose default
+// is to be ignored) and not blocked is thrown away by the kernel when it is
+// sent, except to a traced task: the tracer may want to see it. So one sent
+// while the engine traces the program (SLURM's SIGCONT that comes with every
+// signal it sends, forwarded by ckpt-run during a checkpoint) is queued, but
+// it is no part of the program's state, and a restored thread would stop
+// on it instead of resuming. It is not saved.
+bool discarded_untraced(const std::vector<SigactionRecord>& actions, uint32_t signo, uint64_t blocked) {
+    if (signo == 0 || signo > 64 || (blocked >> (signo - 1)) & 1) return false;
+    for (const auto& a : actions)
+        if (a.signo == signo)
+            return a.handler == reinterpret_cast<uint64_t>(SIG_IGN) ||
+                   (a.handler == reinterpret_cast<uint64_t>(SIG_DFL) &&
+                    (signo == SIGCHLD || signo == SIGCONT || signo == SIGURG || signo == SIGWINCH));
+    return false;
+}
+
+void peek_queue(Task& task, size_t thread, bool shared, int32_t tid, const std::vector<SigactionRecord>& actions,
+                std::vector<PendingSignalRecord>& out) {
+    // (A signal for the whole process is taken by a thread that does not block it; the leader's mask stands for them.)
+    const uint64_t blocked = task.threads()[thread].signal_mask();
     for (uint64_t off = 0;; ++off) {
         __ptrace_peeksiginfo_args args{off, shared ? static_cast<uint32_t>(PTRACE_PEEKSIGINFO_SHARED) : 0u, 1};
         siginfo_t info{};
         long n = ptrace(PTRACE_PEEKSIGINFO, task.threads()[thread].tid(), &args, &info);
         if (n < 0) fail_errno("cannot read the pending signals of " + task.name());
         if (n == 0) return;
+        if (discarded_untraced(actions, static_cast<uint32_t>(info.si_signo), blocked)) continue;
         PendingSignalRecord r;
         r.tid = shared ? 0 : tid;
         r.signo = static_cast<uint32_t>(info.si_signo);
@@ -51,8 +72,8 @@ void dump_signals(Task& task, hid_t task_group) {
     }
     write_table(task_group, "sigactions", actions);
     std::vector<PendingSignalRecord> pending;
-    peek_queue(task, 0, true, 0, pending);
-    for (size_t i = 0; i < task.threads().size(); ++i) peek_queue(task, i, false, task.inner_tids()[i], pending);
+    peek_queue(task, 0, true, 0, actions, pending);
+    for (size_t i = 0; i < task.threads().size(); ++i) peek_queue(task, i, false, task.inner_tids()[i], actions, pending);
     write_table(task_group, "pending_signals", pending);
 }
 

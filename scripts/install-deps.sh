@@ -9,6 +9,9 @@ packages=(
   libboost-program-options-dev libhwloc-dev libzstd-dev libxxhash-dev
   libgtest-dev
   clang libclang-rt-14-dev
+  # a local SLURM cluster for the tests (slurm/testing/); SLURM's pmix plugin
+  # loads libpmix.so of libpmix-dev at run time
+  slurmctld slurmd slurm-client munge libpmix-dev
 )
 missing=()
 for p in "${packages[@]}"; do
