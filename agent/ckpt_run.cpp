@@ -1,7 +1,9 @@
 // ckpt-run: runs a program so that it can be checkpointed, or restores it.
 #include "agent/job_place.hpp"
 #include "agent/launcher.hpp"
+#include "agent/sys.hpp"
 #include "image/error.hpp"
+#include "image/fault.hpp"
 #include "slurm/slurm_job.hpp"
 
 #include <boost/program_options.hpp>
@@ -38,6 +40,11 @@ int main(int argc, char** argv) {
     // HDF5 after its close failed; HDF5's own exit handler would then crash
     // flushing it. Every file that matters is closed explicitly.
     H5dont_atexit();
+    ckpt::agent::raise_descriptor_limit();
+    if (const std::string fault = ckpt::fault_spec_error(); !fault.empty()) {
+        std::cerr << "ckpt-run: " << fault << "\n";
+        return 2;
+    }
     if (argc > 1 && std::string(argv[1]) == "--role=slurm-watch") return ckpt::slurm::run_watcher(argc, argv);
     if (argc > 1 && std::string(argv[1]).starts_with("--role=")) return ckpt::agent::run_role(argc, argv);
     // Everything after "--" is the program and its arguments.

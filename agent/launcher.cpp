@@ -11,6 +11,7 @@
 #include "coordinator/protocol.hpp"
 #include "image/checkpoint_dir.hpp"
 #include "image/error.hpp"
+#include "image/fault.hpp"
 #include "image/inspect.hpp"
 
 #include <fcntl.h>
@@ -22,7 +23,9 @@
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -36,6 +39,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A poll(2) timeout that ends at t (rounded up, so the wait is not cut short).
+int ms_until(Clock::time_point t) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - Clock::now()).count() + 1;
+    return static_cast<int>(std::clamp<int64_t>(ms, 0, INT32_MAX));
+}
 
 // Signals ckpt-run passes on to the program.
 constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH, SIGALRM};
@@ -87,6 +96,7 @@ void forward_to_main(int sig) {
     if (pipe2(exec_pipe, O_CLOEXEC) != 0) _exit(127);
     pid_t child = fork();
     if (child == 0) {
+        restore_descriptor_limit();  // the program gets the limit it was started with
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -175,7 +185,10 @@ private:
     // Messages of a checkpoint round.
     void on_job_message(const control::Message& m);
     void freeze(uint64_t sequence);
-    void dump(uint64_t sequence, const std::string& dir, bool stop);
+    void dump(uint64_t sequence, const std::string& dir, bool stop, std::chrono::seconds phase_timeout);
+    // A tree kept frozen for --stop whose checkpoint was neither committed
+    // nor aborted in time (a coordinator stalled in its commit) thaws.
+    void thaw_unanswered();
     void report_failure(const char* key, int64_t value, const std::string& why, const char* kind = "engine");
     // A coordinator killed in a round leaves its partial checkpoint behind:
     // nobody else knows the round ended, so rank 0 removes it.
@@ -184,6 +197,11 @@ private:
     void on_proxy_readable();
     // Hands the restored program's channel and MPI state to the new proxy.
     void attach_proxy();
+    // Removes partial checkpoints nobody writes any more (their coordinator
+    // died); every rank does when it learns that the coordinator is gone,
+    // once its own dump is over, so the last one to stop writing leaves
+    // nothing behind.
+    void remove_abandoned_checkpoints();
 
     LaunchOptions options_;
     JobPlace place_;
@@ -195,6 +213,11 @@ private:
     RestartOrigins restart_origins_;
     std::unique_ptr<FrozenTree> frozen_;
     Clock::time_point frozen_at_;
+    struct Unanswered {
+        uint64_t sequence = 0;
+        Clock::time_point thaw_at;
+    };
+    std::optional<Unanswered> unanswered_;  // a --stop dump awaiting COMMITTED or ABORT
     // A restore in progress: the image, and the tree stopped before release.
     std::optional<TreeImage> restore_image_;
     std::unique_ptr<RankReader> restore_reader_;
@@ -229,13 +252,23 @@ void Launcher::start_job_services() {
 // The coordinator and node agent this rank started end before it does: a
 // job that has exited leaves nothing behind, and the directory's lock is
 // free for the next job (a restart) as soon as this one's ckpt-run is gone.
+// (SIGCONT: one that is stopped, a stalled coordinator, ends too.) A
+// coordinator stopped in a round leaves its partial checkpoint: rank 0
+// removes it.
 void Launcher::end_job_services() {
     link_ = control::Channel();
     linked_ = false;
-    for (pid_t s : services_) kill(s, SIGTERM);
+    for (pid_t s : services_) {
+        kill(s, SIGTERM);
+        kill(s, SIGCONT);
+    }
     for (pid_t s : services_)
         while (waitpid(s, nullptr, 0) < 0 && errno == EINTR) {
         }
+    if (coordinator_ > 0) {  // not reaped before: it may have left one
+        coordinator_ = 0;
+        remove_abandoned_checkpoints();
+    }
     services_.clear();
 }
 
@@ -336,10 +369,14 @@ void Launcher::reap_coordinator() {
     coordinator_ = 0;
     if (!WIFSIGNALED(st)) return;
     say(std::string("the job's coordinator was killed (") + strsignal(WTERMSIG(st)) + "): no more checkpoints for this job", 0);
+    remove_abandoned_checkpoints();
+}
+
+void Launcher::remove_abandoned_checkpoints() {
     try {
         image::CheckpointDir(options_.ckpt_dir).remove_abandoned();
     } catch (const std::exception& e) {
-        say(std::string("could not remove its partial checkpoint: ") + e.what(), 0);
+        say(std::string("could not remove the partial checkpoint of the job's coordinator: ") + e.what(), 0);
     }
 }
 
@@ -433,9 +470,12 @@ void Launcher::restore_program(int signals) {
                 restored_.reset();
                 say("resumed from the checkpoint together with every rank", 2);
                 return;
-            } else if (m->verb == "FAIL" || m->verb == "DETACHED") {
+            } else if (m->verb == "FAIL") {
                 discard_restore();
                 fail(m->get("text"));
+            } else if (m->verb == "DETACHED") {
+                discard_restore();
+                fail("restart failed: " + m->get("text") + " before it released the restored ranks; the restored processes of this rank were killed");
             }
         }
         if (!open) {
@@ -486,11 +526,12 @@ void Launcher::freeze(uint64_t sequence) {
     }
 }
 
-void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop) {
+void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop, std::chrono::seconds phase_timeout) {
     const auto seq = static_cast<int64_t>(sequence);
     const auto start = Clock::now();
     try {
         if (!frozen_) fail("asked to dump while not frozen");
+        fault_point(FaultPoint::RankDumpStart, place_.rank);
         RankHeader header;
         header.rank = place_.rank;
         header.job_id = place_.job_id;
@@ -514,6 +555,10 @@ void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop) {
         }
         link_.send(control::Message("PROGRESS").set("text", "writing and verifying the image"));
         RankSummary s = writer.finish(dump_ns);
+        fault_point(FaultPoint::RankDumped, place_.rank);
+        // The dump phase ends within a phase timeout of the DUMP, the commit
+        // within another.
+        if (stop) unanswered_ = Unanswered{sequence, start + 2 * phase_timeout};
         control::Message done("DUMPED");
         control::put_record(done, manifest_row(writer.header(), s, dump_ns));
         done.set("sequence", seq).set("paused_ns", static_cast<int64_t>(paused * 1e9));
@@ -529,11 +574,21 @@ void Launcher::dump(uint64_t sequence, const std::string& dir, bool stop) {
     }
 }
 
+void Launcher::thaw_unanswered() {
+    if (!unanswered_ || Clock::now() < unanswered_->thaw_at) return;
+    const uint64_t sequence = unanswered_->sequence;
+    unanswered_.reset();
+    if (!frozen_) return;
+    frozen_.reset();
+    say("checkpoint " + std::to_string(sequence) + " was neither committed nor aborted in time (a stalled coordinator?): the program goes on", 0);
+}
+
 void Launcher::on_job_message(const control::Message& m) {
     if (m.verb == "FREEZE") {
         freeze(static_cast<uint64_t>(m.number("sequence")));
     } else if (m.verb == "DUMP") {
-        dump(static_cast<uint64_t>(m.number("sequence")), m.get("dir"), m.get("stop") == "1");
+        const auto timeout = m.has("timeout") ? std::chrono::seconds(m.number("timeout")) : std::chrono::seconds(options_.phase_timeout);
+        dump(static_cast<uint64_t>(m.number("sequence")), m.get("dir"), m.get("stop") == "1", timeout);
     } else if (m.verb == "PREPARE" || m.verb == "TARGETS" || m.verb == "DRAIN") {
         if (mpi_program_) {
             control::Message fwd = m;
@@ -560,7 +615,9 @@ void Launcher::on_job_message(const control::Message& m) {
         frozen_.reset();
         // (The coordinator leaves with rank 0 at the job's end: no news then.)
         say("no more checkpoints for this job: " + m.get("text"), m.verb == "FAIL" ? 0 : 2);
+        if (m.verb == "DETACHED") remove_abandoned_checkpoints();
     }
+    if (!frozen_) unanswered_.reset();
 }
 
 int Launcher::run() {
@@ -600,7 +657,9 @@ int Launcher::run() {
                          {signals.get(), POLLIN, 0},
                          {linked_ ? link_.fd() : -1, POLLIN, 0},
                          {mpi_ ? mpi_->fd() : -1, POLLIN, 0}};
-        if (poll(fds, 4, -1) < 0) {
+        const int ready = poll(fds, 4, unanswered_ ? ms_until(unanswered_->thaw_at) : -1);
+        thaw_unanswered();
+        if (ready < 0) {
             if (errno == EINTR) continue;
             fail_errno("poll");
         }

@@ -1,11 +1,13 @@
 #include "agent/node_agent.hpp"
 
 #include "coordinator/protocol.hpp"
+#include "image/fault.hpp"
 
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -77,10 +79,22 @@ Channel NodeAgent::join_coordinator() {
     fail("cannot reach the coordinator of job " + o_.job_id + " within " + std::to_string(o_.connect_timeout.count()) + " s: " + last);
 }
 
+// In rank order, and every local rank gets the message before a SIGTERM
+// ends this agent: the node's local rank 0 ends it as soon as it has
+// COMMITTED of a --stop checkpoint, and a rank that lost its agent first
+// would thaw instead of stopping.
 void NodeAgent::from_coordinator(const Message& m) {
+    const DeferSignal whole(SIGTERM);
     const std::string to = m.get("to");
+    std::vector<Local*> targets;
     for (auto& [fd, local] : ranks_)
-        if (local.rank >= 0 && (to == "all" || to == std::to_string(local.rank))) local.channel.send(m);
+        if (local.rank >= 0 && (to == "all" || to == std::to_string(local.rank))) targets.push_back(&local);
+    std::sort(targets.begin(), targets.end(), [](const Local* a, const Local* b) { return a->rank < b->rank; });
+    for (Local* local : targets) {
+        local->channel.send(m);
+        if (m.verb == "COMMITTED") fault_point(FaultPoint::AgentCommittedOne, static_cast<uint32_t>(local->rank));
+    }
+    if (m.verb == "DUMP") fault_point(FaultPoint::AgentDumping);
 }
 
 void NodeAgent::from_rank(int fd, const Message& m) {
@@ -129,8 +143,8 @@ int NodeAgent::run() {
             const bool open = coordinator_.fill();
             while (auto m = coordinator_.buffered()) from_coordinator(*m);
             if (!open) {
-                for (auto& [fd, local] : ranks_) local.channel.send(Message("DETACHED").set("text", "the coordinator is gone"));
-                say("the coordinator is gone", 2);
+                for (auto& [fd, local] : ranks_) local.channel.send(Message("DETACHED").set("text", "the job's coordinator went away (killed or crashed)"));
+                say("the job's coordinator went away", 2);
                 break;
             }
         }

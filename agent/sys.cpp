@@ -1,6 +1,9 @@
 #include "agent/sys.hpp"
 
+#include <sys/resource.h>
+
 #include <fcntl.h>
+#include <pthread.h>
 
 #include <cstdio>
 
@@ -13,6 +16,15 @@ std::string hex(uint64_t value) {
     snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
     return buf;
 }
+
+DeferSignal::DeferSignal(int sig) {
+    sigset_t held;
+    sigemptyset(&held);
+    sigaddset(&held, sig);
+    pthread_sigmask(SIG_BLOCK, &held, &old_);
+}
+
+DeferSignal::~DeferSignal() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
 
 int64_t clock_ns(clockid_t clock) {
     timespec ts{};
@@ -86,6 +98,23 @@ std::string human_bytes(double bytes) {
     char buf[32];
     snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
     return buf;
+}
+
+namespace {
+rlimit g_original_nofile{};
+bool g_raised = false;
+}  // namespace
+
+void raise_descriptor_limit() {
+    rlimit r{};
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+    g_original_nofile = r;
+    r.rlim_cur = r.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &r) == 0) g_raised = true;
+}
+
+void restore_descriptor_limit() {
+    if (g_raised) setrlimit(RLIMIT_NOFILE, &g_original_nofile);
 }
 
 }  // namespace ckpt::agent

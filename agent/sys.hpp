@@ -2,6 +2,8 @@
 // context, an owning file descriptor, and reading whole /proc files.
 #pragma once
 
+#include <signal.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -53,6 +55,20 @@ private:
     int fd_ = -1;
 };
 
+// Holds a signal back in this thread while it lives; a handler for it runs
+// when it ends. For work that must not be cut in the middle, such as
+// handing one message to every peer.
+class DeferSignal {
+public:
+    explicit DeferSignal(int sig);
+    DeferSignal(const DeferSignal&) = delete;
+    DeferSignal& operator=(const DeferSignal&) = delete;
+    ~DeferSignal();
+
+private:
+    sigset_t old_{};
+};
+
 // "0x7f12..." for messages.
 std::string hex(uint64_t value);
 // "3.2 GiB" for messages.
@@ -67,6 +83,12 @@ std::string read_text_file(const std::string& path);
 bool try_read_text_file(const std::string& path, std::string& out);
 void write_text_file(const std::string& path, const std::string& text);
 std::string read_link(const std::string& path);
+
+// ckpt-run keeps its own descriptors above those of the program (from
+// 1000 up): it raises its soft RLIMIT_NOFILE to the hard limit at start,
+// and a program it starts gets the original limit back.
+void raise_descriptor_limit();
+void restore_descriptor_limit();
 
 // Full read/write loops over a descriptor.
 void write_all(int fd, const void* data, size_t size, const std::string& what);

@@ -9,6 +9,7 @@
 
 namespace po = boost::program_options;
 
+
 int main(int argc, char** argv) {
     po::options_description opts(
         "Usage: ckpt-ctl --ckpt-dir DIR checkpoint [--stop]\n"

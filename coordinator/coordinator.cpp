@@ -3,6 +3,7 @@
 #include "coordinator/protocol.hpp"
 #include "image/checkpoint_dir.hpp"
 #include "image/error.hpp"
+#include "image/fault.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -58,7 +59,8 @@ struct Peer {
     Clock::time_point hello_deadline;
 };
 
-enum class RankState { Absent, Running, Gone };
+// A rank out of reach may well still run: only its node agent was lost.
+enum class RankState { Absent, Running, Gone, OutOfReach };
 
 struct RankSlot {
     RankState state = RankState::Absent;
@@ -66,17 +68,17 @@ struct RankSlot {
     int agent = -1;  // fd of the agent it is reached through
     std::string node;
     int64_t pid = 0;
-    std::string gone;  // why it is Gone: it ended, or its node agent was lost
+    std::string gone;  // why it is Gone (it ended) or OutOfReach
 };
 
-// One coordinated checkpoint in progress.
-struct Round;
-const char* step_name(int step);
+// No longer reachable through the job: nothing more will come from it.
+bool lost(const RankSlot& r) { return r.state == RankState::Gone || r.state == RankState::OutOfReach; }
 
+// One coordinated checkpoint in progress.
 struct Round {
     // An MPI job first quiesces (Prepare: collective counts, then targets
     // until every rank is safe), and drains the network once frozen.
-    enum class Step { Prepare, Safe, Freeze, Drain, Dump } step = Step::Freeze;
+    enum class Step { Prepare, Safe, Freeze, Drain, Dump, Commit } step = Step::Freeze;
     std::map<uint64_t, uint64_t> targets;  // communicator -> collectives, the maximum over its members
     uint64_t target_version = 0;
     uint64_t drained_messages = 0;
@@ -90,10 +92,6 @@ struct Round {
     int client = -1;  // the ckpt-ctl that asked, -1 for an interval checkpoint
 };
 
-const char* step_name(int step) {
-    static const char* const names[] = {"quiescing MPI", "reaching safe points", "freezing", "draining the network", "dumping"};
-    return names[step];
-}
 
 // The coordinated restart.
 struct Restart {
@@ -122,7 +120,7 @@ private:
     void on_hello(int fd, Peer& peer, const Message& m);
     void on_rank_message(int fd, const Message& m);
     void on_client_message(int fd, const Message& m);
-    void rank_gone(uint32_t rank, const std::string& why);
+    void rank_gone(uint32_t rank, const std::string& why, RankState state = RankState::Gone);
     void check_deadlines();
 
     void send_rank(uint32_t rank, Message m);
@@ -139,6 +137,7 @@ private:
     void serve_requests();
     void start_round(bool stop, int client);
     void round_progress(const std::string& text);
+    const char* round_phase() const;
     void commit_round();
     bool mpi_job() const;
     void next_step(Round::Step step, Message m);
@@ -172,6 +171,7 @@ private:
     Restart restart_;
     bool stopped_ = false;
     bool failed_ = false;
+    uint64_t last_sequence_ = 0;  // of the last round begun
     Clock::time_point join_deadline_;
     Clock::time_point next_interval_ = Clock::time_point::max();
 };
@@ -208,8 +208,12 @@ void Coordinator::send_rank(uint32_t rank, Message m) {
 }
 
 // One message per agent, which hands it to each of its ranks: the fan-out
-// is concurrent across nodes, not a round trip per rank.
+// is concurrent across nodes, not a round trip per rank. Every agent gets
+// it before a SIGTERM ends this coordinator: rank 0's ckpt-run ends it as
+// soon as it has COMMITTED of a --stop checkpoint, and an agent that saw
+// the coordinator go first would thaw its ranks instead of stopping them.
 void Coordinator::broadcast(Message m) {
+    const agent::DeferSignal whole(SIGTERM);
     m.set("to", "all");
     for (auto& [fd, peer] : peers_)
         if (peer.role == Role::Agent) peer.channel.send(m);
@@ -245,7 +249,8 @@ void Coordinator::close_peer(int fd, const std::string& why) {
     peers_.erase(it);
     if (role == Role::Agent) {
         for (uint32_t r = 0; r < ranks_.size(); ++r)
-            if (ranks_[r].agent == fd && ranks_[r].state == RankState::Running) rank_gone(r, "is out of reach: the node agent on " + node + " " + why);
+            if (ranks_[r].agent == fd && ranks_[r].state == RankState::Running)
+                rank_gone(r, "is out of reach: the node agent on " + node + " " + why, RankState::OutOfReach);
     }
     if (round_ && round_->client == fd) round_->client = -1;
     std::erase_if(requests_, [&](const Request& r) { return r.client == fd; });
@@ -363,6 +368,7 @@ void Coordinator::on_rank_message(int fd, const Message& m) {
     if (m.verb == "RESTORED") {
         if (!restart_.active || m.number("attempt") != restart_.attempt || !restart_.waiting.erase(rank)) return;
         if (!restart_.waiting.empty()) return;
+        fault_point(FaultPoint::CoordinatorBeforeRelease);
         broadcast(Message("RELEASE"));
         restart_.active = false;
         restart_.released = true;
@@ -388,11 +394,15 @@ void Coordinator::next_step(Round::Step step, Message m) {
     broadcast(m);
 }
 
+// With --stop, ranks that hear of no commit within a phase after the dump
+// phase (a coordinator stalled in the commit) thaw rather than stay frozen.
 void Coordinator::start_dump() {
-    round_progress("dumping");
     Message dump("DUMP");
     dump.set("dir", round_->pending->partial_path()).set("stop", round_->stop ? 1 : 0);
+    dump.set("timeout", static_cast<int64_t>(o_.phase_timeout.count()));
     next_step(Round::Step::Dump, dump);
+    round_progress("dumping");  // (names the phase: after the step changed)
+    fault_point(FaultPoint::CoordinatorDumping);
 }
 
 std::string Coordinator::targets_text() const {
@@ -440,11 +450,11 @@ void Coordinator::on_quiesce_message(uint32_t rank, const Message& m) {
     }
 }
 
-void Coordinator::rank_gone(uint32_t rank, const std::string& why) {
+void Coordinator::rank_gone(uint32_t rank, const std::string& why, RankState state) {
     RankSlot& slot = ranks_[rank];
-    if (slot.state == RankState::Gone) return;
+    if (lost(slot)) return;
     const bool was_running = slot.state == RankState::Running;
-    slot.state = RankState::Gone;
+    slot.state = state;
     slot.gone = why;
     if (!was_running) return;
     say(where(rank) + " " + why, why == "has ended" || stopped_ ? 2 : 1);
@@ -460,7 +470,7 @@ std::optional<std::string> Coordinator::why_no_checkpoint() const {
     if (restart_.active || (!o_.restart.empty() && !restart_.released)) return "the job is still being restored";
     size_t absent = 0;
     for (uint32_t r = 0; r < ranks_.size(); ++r) {
-        if (ranks_[r].state == RankState::Gone)
+        if (lost(ranks_[r]))
             return where(r) + " " + (ranks_[r].gone.empty() ? "has ended" : ranks_[r].gone) + ": a checkpoint needs every rank";
         absent += ranks_[r].state == RankState::Absent;
     }
@@ -470,7 +480,7 @@ std::optional<std::string> Coordinator::why_no_checkpoint() const {
 
 bool Coordinator::checkpoint_possible_later() const {
     if (stopped_ || failed_) return false;
-    return std::none_of(ranks_.begin(), ranks_.end(), [](const RankSlot& r) { return r.state == RankState::Gone; });
+    return std::none_of(ranks_.begin(), ranks_.end(), lost);
 }
 
 void Coordinator::serve_requests() {
@@ -498,7 +508,7 @@ void Coordinator::start_round(bool stop, int client) {
     r.client = client;
     r.started = Clock::now();
     try {
-        r.pending.emplace(dir_.begin());
+        r.pending.emplace(dir_.begin(last_sequence_ + 1));
     } catch (const std::exception& e) {
         const std::string why = std::string("cannot start a checkpoint: ") + e.what();
         say(why, 0);
@@ -506,6 +516,7 @@ void Coordinator::start_round(bool stop, int client) {
         return;
     }
     r.sequence = r.pending->sequence();
+    last_sequence_ = r.sequence;
     for (uint32_t i = 0; i < ranks_.size(); ++i) r.waiting.insert(i);
     r.deadline = Clock::now() + o_.phase_timeout;
     round_.emplace(std::move(r));
@@ -519,9 +530,30 @@ void Coordinator::start_round(bool stop, int client) {
     broadcast(Message("FREEZE").set("sequence", static_cast<int64_t>(round_->sequence)));
 }
 
+const char* Coordinator::round_phase() const {
+    switch (round_->step) {
+        case Round::Step::Prepare: return "MPI quiesce";
+        case Round::Step::Safe: return "MPI safe-point";
+        case Round::Step::Freeze: return "freeze";
+        case Round::Step::Drain: return "MPI drain";
+        case Round::Step::Dump: return "dump";
+        case Round::Step::Commit: return "commit";
+    }
+    return "?";
+}
+
+// The phase and the phase timeout go with the text: ckpt-ctl names the
+// phase when this coordinator goes away, and gives up on one that says
+// nothing for much longer than a phase may take (it is stalled).
 void Coordinator::round_progress(const std::string& text) {
     say(text, 2);
-    if (round_ && round_->client >= 0) reply(round_->client, "PROGRESS", text);
+    if (!round_ || round_->client < 0) return;
+    auto it = peers_.find(round_->client);
+    if (it == peers_.end()) return;
+    Message m("PROGRESS");
+    m.set("text", text).set("phase", round_phase()).set("sequence", static_cast<int64_t>(round_->sequence));
+    m.set("timeout", static_cast<int64_t>(o_.phase_timeout.count()));
+    it->second.channel.send(m);
 }
 
 void Coordinator::commit_round() {
@@ -529,6 +561,7 @@ void Coordinator::commit_round() {
     std::sort(r.rows.begin(), r.rows.end(), [](const auto& a, const auto& b) { return a.rank < b.rank; });
     const int64_t total_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - r.started).count();
     std::string path;
+    r.step = Round::Step::Commit;
     try {
         round_progress("committing");
         path = r.pending->commit(o_.job_id, total_ns, r.rows);
@@ -562,15 +595,16 @@ void Coordinator::commit_round() {
     round_.reset();
 }
 
-void Coordinator::abort_round(const std::string& why) {
+void Coordinator::abort_round(const std::string& failure) {
     Round& r = *round_;
+    const std::string why = "checkpoint " + std::to_string(r.sequence) + ", " + round_phase() + " phase: " + failure;
     broadcast(Message("ABORT").set("sequence", static_cast<int64_t>(r.sequence)).set("text", why));
     try {
         r.pending->abort();
     } catch (const std::exception& e) {
         say(std::string("could not remove the partial checkpoint: ") + e.what(), 0);
     }
-    say("checkpoint failed, the job goes on (checkpoint " + std::to_string(r.sequence) + "): " + why, 0);
+    say("checkpoint failed, the job goes on: " + why, 0);
     if (r.client >= 0) reply(r.client, "ERROR", why);
     round_.reset();
 }
@@ -648,17 +682,19 @@ void Coordinator::on_client_message(int fd, const Message& m) {
 
 void Coordinator::status(int client) {
     std::set<std::string> nodes;
-    size_t joined = 0, gone = 0;
+    size_t joined = 0, gone = 0, out_of_reach = 0;
     for (const auto& r : ranks_) {
         if (r.state != RankState::Absent) nodes.insert(r.node);
         joined += r.state != RankState::Absent;
         gone += r.state == RankState::Gone;
+        out_of_reach += r.state == RankState::OutOfReach;
     }
     reply(client, "PROGRESS", "job " + o_.job_id + ": " + std::to_string(ranks_.size()) + " rank(s) on " + std::to_string(nodes.size()) +
-                                  " node(s); " + std::to_string(joined) + " joined, " + std::to_string(gone) + " ended");
+                                  " node(s); " + std::to_string(joined) + " joined, " + std::to_string(gone) + " ended" +
+                                  (out_of_reach ? ", " + std::to_string(out_of_reach) + " out of reach" : ""));
     std::string phase = "running";
     if (round_)
-        phase = "checkpoint " + std::to_string(round_->sequence) + ": " + step_name(static_cast<int>(round_->step)) + " (" +
+        phase = "checkpoint " + std::to_string(round_->sequence) + ": " + round_phase() + " (" +
                 std::to_string(ranks_.size() - round_->waiting.size()) + "/" + std::to_string(ranks_.size()) + " done)";
     else if (restart_.active)
         phase = "restoring from " + restart_.current;
@@ -669,9 +705,11 @@ void Coordinator::status(int client) {
     reply(client, "PROGRESS", "phase " + phase);
     for (uint32_t r = 0; r < ranks_.size(); ++r) {
         const RankSlot& s = ranks_[r];
-        const std::string state = s.state == RankState::Absent    ? "not joined"
-                                  : s.state == RankState::Running ? "running"
-                                                                  : (s.gone.empty() ? "ended" : s.gone);
+        // A rank out of reach is not known to have ended: it may run on.
+        const std::string state = s.state == RankState::Absent       ? "not joined"
+                                  : s.state == RankState::Running    ? "running"
+                                  : s.state == RankState::OutOfReach ? "out of reach: its node agent was lost"
+                                                                     : (s.gone.empty() ? "ended" : s.gone);
         reply(client, "PROGRESS", "rank " + std::to_string(r) + ": " + (s.node.empty() ? "-" : s.node) + ", " + state);
     }
     auto latest = dir_.latest();
@@ -681,14 +719,13 @@ void Coordinator::status(int client) {
 void Coordinator::check_deadlines() {
     const auto now = Clock::now();
     if (round_ && now >= round_->deadline) {
-        const char* step = step_name(static_cast<int>(round_->step));
-        abort_round(std::string("timeout: the ") + step + " phase took more than " + std::to_string(o_.phase_timeout.count()) +
+        abort_round("timeout: the phase took more than " + std::to_string(o_.phase_timeout.count()) +
                     " s; still waiting for " + ranks_list(round_->waiting));
     }
     if (restart_.active && now >= restart_.deadline)
         restart_failed("timeout: restoring took more than " + std::to_string(o_.phase_timeout.count()) + " s; still waiting for " +
                        ranks_list(restart_.waiting));
-    if (!complete() && now >= join_deadline_ && std::none_of(ranks_.begin(), ranks_.end(), [](const RankSlot& r) { return r.state == RankState::Gone; })) {
+    if (!complete() && now >= join_deadline_ && std::none_of(ranks_.begin(), ranks_.end(), lost)) {
         std::set<uint32_t> absent;
         for (uint32_t r = 0; r < ranks_.size(); ++r)
             if (ranks_[r].state == RankState::Absent) absent.insert(r);
@@ -735,6 +772,8 @@ int Coordinator::run() {
     if (o_.interval_seconds > 0 && o_.restart.empty()) next_interval_ = Clock::now() + std::chrono::seconds(o_.interval_seconds);
 
     for (;;) {
+        // (Ranks out of reach may still run: the coordinator stays to say
+        // so, until rank 0's ckpt-run ends and ends it.)
         const bool all_gone = std::all_of(ranks_.begin(), ranks_.end(), [](const RankSlot& r) { return r.state == RankState::Gone; });
         if (all_gone || (failed_ && !std::any_of(peers_.begin(), peers_.end(), [](const auto& p) { return p.second.role == Role::Agent; })))
             break;

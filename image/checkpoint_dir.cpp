@@ -23,6 +23,7 @@ namespace ckpt::image {
 namespace {
 
 constexpr const char* kPartialSuffix = ".partial";
+constexpr const char* kDeletingSuffix = ".deleting";
 constexpr const char* kLockName = ".lock";
 
 std::optional<uint64_t> parse_checkpoint_name(const std::string& name, bool partial) {
@@ -49,6 +50,28 @@ std::optional<uint64_t> parse_checkpoint_name(const std::string& name, bool part
 bool plain_rank_file_name(const std::string& name) {
     if (name.size() != 13 || !name.starts_with("rank-") || !name.ends_with(".h5")) return false;
     return std::all_of(name.begin() + 5, name.begin() + 10, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Removes a partial checkpoint for good. It is renamed first, so that from
+// then on nothing can be written into it by its name: a rank still dumping
+// into an aborted checkpoint fails instead of leaving its file behind in a
+// directory that was already being removed.
+void discard_partial(const std::string& partial) {
+    std::error_code ec;
+    const std::string doomed = partial + kDeletingSuffix;
+    if (rename(partial.c_str(), doomed.c_str()) != 0) {
+        fs::remove_all(partial, ec);
+        return;
+    }
+    fs::remove_all(doomed, ec);
+}
+
+// ckpt-NNNNNN.deleting or ckpt-NNNNNN.partial.deleting: left by a remover
+// that died.
+bool being_deleted(const std::string& name) {
+    if (!name.ends_with(kDeletingSuffix)) return false;
+    const std::string base = name.substr(0, name.size() - strlen(kDeletingSuffix));
+    return parse_checkpoint_name(base, false) || parse_checkpoint_name(base, true);
 }
 
 }  // namespace
@@ -117,10 +140,19 @@ void CheckpointDir::remove_abandoned_partials() {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir_, ec)) {
         const std::string name = entry.path().filename().string();
+        if (being_deleted(name)) {
+            std::error_code ignored;
+            fs::remove_all(entry.path(), ignored);
+            continue;
+        }
         if (!parse_checkpoint_name(name, true)) continue;
         // A live writer holds the lock inside its partial directory.
-        FileLock probe((entry.path() / kLockName).string(), false);
-        if (probe.held()) fs::remove_all(entry.path(), ec);
+        try {
+            FileLock probe((entry.path() / kLockName).string(), false);
+            if (probe.held()) discard_partial(entry.path().string());
+        } catch (const ImageError&) {
+            // Gone meanwhile (its writer aborted it), or not ours to open.
+        }
     }
 }
 
@@ -129,10 +161,10 @@ void CheckpointDir::remove_abandoned() {
     remove_abandoned_partials();
 }
 
-PendingCheckpoint CheckpointDir::begin() {
+PendingCheckpoint CheckpointDir::begin(uint64_t at_least) {
     FileLock dir_lock((fs::path(dir_) / kLockName).string());
     remove_abandoned_partials();
-    uint64_t next = 1;
+    uint64_t next = std::max<uint64_t>(at_least, 1);
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir_, ec)) {
         const std::string name = entry.path().filename().string();
@@ -183,8 +215,7 @@ std::string PendingCheckpoint::rank_path(uint32_t rank) const { return (fs::path
 void PendingCheckpoint::abort() {
     if (done_) return;
     done_ = true;
-    std::error_code ec;
-    fs::remove_all(partial_, ec);
+    discard_partial(partial_);
     lock_.reset();
 }
 

@@ -68,13 +68,16 @@ public:
     std::vector<CheckpointRef> committed() const;
     // The checkpoint `latest` points at, if any.
     std::optional<CheckpointRef> latest() const;
-    // Starts the next checkpoint.
-    PendingCheckpoint begin();
+    // Starts the next checkpoint: the sequence number after every one in the
+    // directory (committed or partial), and at least at_least (a
+    // coordinator never reuses the number of a round it aborted, whose
+    // late messages would be taken for the new round's).
+    PendingCheckpoint begin(uint64_t at_least = 1);
     // Deletes the oldest committed checkpoints until `keep` remain; never the
     // one `latest` points at. keep = 0 is treated as 1.
     void apply_retention(unsigned keep);
-    // Removes the partial checkpoints of writers that died (under the
-    // directory's lock, as begin() does).
+    // Removes the partial checkpoints of writers that died, and what a
+    // remover that died left (under the directory's lock, as begin() does).
     void remove_abandoned();
 
 private:
@@ -96,6 +99,8 @@ public:
     // Checks the rank files against rows, writes the manifest, renames the
     // checkpoint into place and moves `latest`. Returns the final path.
     std::string commit(const std::string& job_id, int64_t duration_ns, std::vector<ManifestRankRecord> rows);
+    // Removes the partial directory: renamed away first, so a rank still
+    // writing into it fails rather than leave a file behind.
     void abort();
 
 private:

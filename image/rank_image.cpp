@@ -156,7 +156,7 @@ RankSummary RankWriter::finish(int64_t dump_ns) {
         summary = check.verify(false, pool_);
     }
     fsync_path(tmp_path_);
-    fault_point(FaultPoint::RankBeforeRename);
+    fault_point(FaultPoint::RankBeforeRename, header_.rank);
     if (rename(tmp_path_.c_str(), path_.c_str()) != 0)
         throw ImageError(path_, "", std::string("cannot rename into place: ") + strerror(errno));
     finished_ = true;

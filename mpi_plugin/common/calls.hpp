@@ -71,6 +71,33 @@ enum class Coll : int64_t {
     Count
 };
 
+// The arguments of Call::Collective. Arrays (bytes per rank, as int64)
+// and buffers are channel offsets; a reduction's buffers are offsets that
+// may lie before their block (the type's layout starts at its true lower
+// bound).
+enum CollArg {
+    kCKind,
+    kCComm,
+    kCRoot,
+    kCOp,
+    kCType,
+    kCCount,
+    kCRequest,
+    kCSendOff,
+    kCSendBytes,
+    kCRecvOff,
+    kCRecvBytes,
+    kCInPlace,
+    kCSendCounts,
+    kCSendDispls,
+    kCRecvCounts,
+    kCRecvDispls,
+    kCArgs
+};
+
+// The words the proxy writes for each completed operation (an MPI_Status).
+enum StatusWord { kStSource, kStTag, kStError, kStCancelled, kStBytes, kStDone, kStWords };
+
 // Communicator constructors (Call::CommCreate, args[0]).
 enum class CommCtor : int64_t { Dup, Split, SplitType, Create, CartCreate, CartSub, GraphCreate, DistGraphAdjacent, CreateGroup, Count };
 

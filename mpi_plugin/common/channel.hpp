@@ -18,6 +18,7 @@
 #pragma once
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -113,16 +114,30 @@ inline void slot_publish(Slot& s, uint32_t state, std::atomic<uint32_t>& other_s
     if (other_sleeping.load(std::memory_order_seq_cst)) futex_wake_all(&s.state);
 }
 
-// Waits until pred(state) holds: spins `spins` times, then sleeps on the
-// futex (woken by slot_publish), rechecking every `timeout` so that the
-// caller's `give_up` can end the wait. Returns the state, or UINT32_MAX when
-// give_up said so.
+inline int64_t monotonic_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Waits until pred(state) holds: spins `spins` times, then keeps polling
+// while yielding the core for up to `yield_ns` (on an oversubscribed node the
+// other side may need this very core), then sleeps on the futex (woken by
+// slot_publish), rechecking every 200 ms so that `give_up` can end the wait.
+// Returns the state, or UINT32_MAX when give_up said so.
 template <class Pred, class GiveUp>
-uint32_t slot_wait(Slot& s, std::atomic<uint32_t>& my_sleeping, Pred pred, int spins, GiveUp give_up) {
+uint32_t slot_wait(Slot& s, std::atomic<uint32_t>& my_sleeping, Pred pred, int spins, GiveUp give_up, int64_t yield_ns = 200000) {
     uint32_t v = s.state.load(std::memory_order_acquire);
     for (int i = 0; i < spins && !pred(v); ++i) {
         cpu_relax();
         v = s.state.load(std::memory_order_acquire);
+    }
+    if (!pred(v) && yield_ns > 0) {
+        const int64_t until = monotonic_ns() + yield_ns;
+        while (!pred(v) && monotonic_ns() < until) {
+            sched_yield();
+            v = s.state.load(std::memory_order_acquire);
+        }
     }
     while (!pred(v)) {
         my_sleeping.store(1, std::memory_order_seq_cst);

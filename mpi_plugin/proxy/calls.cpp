@@ -29,7 +29,15 @@ void register_predefined(std::map<uint64_t, MPI_Datatype>& types, std::map<uint6
 
 namespace {
 
-enum StatusWord { kStSource, kStTag, kStError, kStCancelled, kStBytes, kStDone, kStWords };
+// A creation-log entry of the slot's call, about object `id`.
+LogEntry entry_of(const Slot& s, ObjKind kind, Call call, uint64_t id, int nargs = 0) {
+    LogEntry e;
+    e.kind = static_cast<uint32_t>(kind);
+    e.call = static_cast<uint32_t>(call);
+    e.id = id;
+    e.args.assign(s.args, s.args + nargs);
+    return e;
+}
 
 void put_status(int64_t* w, const MPI_Status& st, bool done) {
     w[kStSource] = st.MPI_SOURCE;
@@ -487,48 +495,18 @@ int Proxy::exec_op_create(const LogEntry& e) {
 }
 
 Outcome Proxy::call_op_create(Slot& s) {
-    LogEntry e;
-    e.kind = static_cast<uint32_t>(ObjKind::Op);
-    e.call = static_cast<uint32_t>(Call::OpCreate);
-    e.id = static_cast<uint64_t>(s.args[0]);
-    e.args.assign(s.args, s.args + 2);
+    LogEntry e = entry_of(s, ObjKind::Op, Call::OpCreate, static_cast<uint64_t>(s.args[0]), 2);
     s.results[0] = exec_op_create(e);
     if (s.results[0] == MPI_SUCCESS) log(std::move(e));
     return Outcome::Done;
 }
 
 Outcome Proxy::call_op_free(Slot& s) {
-    LogEntry e;
-    e.kind = static_cast<uint32_t>(ObjKind::Op);
-    e.call = static_cast<uint32_t>(Call::OpFree);
-    e.id = static_cast<uint64_t>(s.args[0]);
-    exec_free(e);
-    log(std::move(e));
-    return Outcome::Done;
+    return free_object(entry_of(s, ObjKind::Op, Call::OpFree, static_cast<uint64_t>(s.args[0])));
 }
 
 // ---- collectives ----------------------------------------------------------------------------
 
-namespace {
-enum CollArg {
-    kCKind,
-    kCComm,
-    kCRoot,
-    kCOp,
-    kCType,
-    kCCount,
-    kCRequest,
-    kCSendOff,
-    kCSendBytes,
-    kCRecvOff,
-    kCRecvBytes,
-    kCInPlace,
-    kCSendCounts,
-    kCSendDispls,
-    kCRecvCounts,
-    kCRecvDispls,
-};
-}  // namespace
 
 Outcome Proxy::call_collective(Slot& s) {
     const auto kind = static_cast<Coll>(s.args[kCKind]);
@@ -650,6 +628,12 @@ Outcome Proxy::call_collective(Slot& s) {
 
 // ---- objects ----------------------------------------------------------------------------------
 
+Outcome Proxy::free_object(LogEntry e) {
+    exec_free(e);
+    log(std::move(e));
+    return Outcome::Done;
+}
+
 void Proxy::log(LogEntry e) {
     std::lock_guard lock(mu_);
     e.seq = next_log_seq_++;
@@ -670,11 +654,7 @@ std::vector<std::pair<int, int>> comm_arrays(CommCtor ctor) {
 
 Outcome Proxy::call_comm_create(Slot& s) {
     const auto ctor = static_cast<CommCtor>(s.args[0]);
-    LogEntry e;
-    e.kind = static_cast<uint32_t>(ObjKind::Comm);
-    e.call = static_cast<uint32_t>(Call::CommCreate);
-    e.id = static_cast<uint64_t>(s.args[2]);
-    e.args.assign(s.args, s.args + 12);
+    LogEntry e = entry_of(s, ObjKind::Comm, Call::CommCreate, static_cast<uint64_t>(s.args[2]), 12);
     if (ctor == CommCtor::CartSub) {
         int ndims = 0;
         MPI_Cartdim_get(comm(static_cast<uint64_t>(s.args[1])), &ndims);
@@ -685,6 +665,13 @@ Outcome Proxy::call_comm_create(Slot& s) {
     if (!enter_collective(static_cast<uint64_t>(s.args[1]))) return Outcome::Abandon;
     s.results[0] = exec_comm_create(e, s.results);
     leave_collective();
+    if (ctor == CommCtor::SplitType && s.results[0] == MPI_SUCCESS) {
+        // Replayed as the split it made: on other nodes, the same members
+        // in the same order (the program already knows its rank and size).
+        e.args[0] = static_cast<int64_t>(CommCtor::Split);
+        e.args[3] = s.results[3] ? MPI_UNDEFINED : world_rank(e.id, 0);
+        e.args[4] = s.results[3] ? 0 : s.results[1];
+    }
     log(std::move(e));  // collective: logged even when it failed or gave MPI_COMM_NULL, so every member replays it
     return Outcome::Done;
 }
@@ -803,13 +790,7 @@ void Proxy::exec_free(const LogEntry& e) {
 }
 
 Outcome Proxy::call_comm_free(Slot& s) {
-    LogEntry e;
-    e.kind = static_cast<uint32_t>(ObjKind::Comm);
-    e.call = static_cast<uint32_t>(Call::CommFree);
-    e.id = static_cast<uint64_t>(s.args[0]);
-    exec_free(e);
-    log(std::move(e));
-    return Outcome::Done;
+    return free_object(entry_of(s, ObjKind::Comm, Call::CommFree, static_cast<uint64_t>(s.args[0])));
 }
 
 Outcome Proxy::call_comm_query(Slot& s) {
@@ -976,11 +957,7 @@ int Proxy::exec_group_create(const LogEntry& e, int64_t* res) {
 }
 
 Outcome Proxy::call_group_create(Slot& s) {
-    LogEntry e;
-    e.kind = static_cast<uint32_t>(ObjKind::Group);
-    e.call = static_cast<uint32_t>(Call::GroupCreate);
-    e.id = static_cast<uint64_t>(s.args[1]);
-    e.args.assign(s.args, s.args + 6);
+    LogEntry e = entry_of(s, ObjKind::Group, Call::GroupCreate, static_cast<uint64_t>(s.args[1]), 6);
     const auto ctor = static_cast<GroupCtor>(s.args[0]);
     if (ctor == GroupCtor::Incl || ctor == GroupCtor::Excl || ctor == GroupCtor::RangeIncl || ctor == GroupCtor::RangeExcl)
         e.arrays.push_back(read_words(*this, s.args[5], s.args[4]));
@@ -990,13 +967,7 @@ Outcome Proxy::call_group_create(Slot& s) {
 }
 
 Outcome Proxy::call_group_free(Slot& s) {
-    LogEntry e;
-    e.kind = static_cast<uint32_t>(ObjKind::Group);
-    e.call = static_cast<uint32_t>(Call::GroupFree);
-    e.id = static_cast<uint64_t>(s.args[0]);
-    exec_free(e);
-    log(std::move(e));
-    return Outcome::Done;
+    return free_object(entry_of(s, ObjKind::Group, Call::GroupFree, static_cast<uint64_t>(s.args[0])));
 }
 
 Outcome Proxy::call_group_query(Slot& s) {
@@ -1100,11 +1071,7 @@ int Proxy::exec_type_create(const LogEntry& e) {
 
 Outcome Proxy::call_type_create(Slot& s) {
     const auto ctor = static_cast<TypeCtor>(s.args[0]);
-    LogEntry e;
-    e.kind = static_cast<uint32_t>(ObjKind::Datatype);
-    e.call = static_cast<uint32_t>(Call::TypeCreate);
-    e.id = static_cast<uint64_t>(s.args[1]);
-    e.args.assign(s.args, s.args + 10);
+    LogEntry e = entry_of(s, ObjKind::Datatype, Call::TypeCreate, static_cast<uint64_t>(s.args[1]), 10);
     for (auto [n, off] : type_arrays(ctor)) e.arrays.push_back(read_words(*this, s.args[off], s.args[n]));
     s.results[0] = exec_type_create(e);
     if (s.results[0] == MPI_SUCCESS) log(std::move(e));
@@ -1112,13 +1079,7 @@ Outcome Proxy::call_type_create(Slot& s) {
 }
 
 Outcome Proxy::call_type_free(Slot& s) {
-    LogEntry e;
-    e.kind = static_cast<uint32_t>(ObjKind::Datatype);
-    e.call = static_cast<uint32_t>(Call::TypeFree);
-    e.id = static_cast<uint64_t>(s.args[0]);
-    exec_free(e);
-    log(std::move(e));
-    return Outcome::Done;
+    return free_object(entry_of(s, ObjKind::Datatype, Call::TypeFree, static_cast<uint64_t>(s.args[0])));
 }
 
 }  // namespace ckpt::mpi::proxy

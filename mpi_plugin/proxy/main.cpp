@@ -190,7 +190,7 @@ void Proxy::serve_slot(uint32_t index) {
         }
         if (stopping_) return;
         const uint32_t st = slot_wait(
-            s, s.proxy_sleeping, [](uint32_t v) { return v == kSlotPosted; }, 2000, [&] { return stopping_.load() || !accepting_; });
+            s, s.proxy_sleeping, [](uint32_t v) { return v == kSlotPosted; }, 100, [&] { return stopping_.load() || !accepting_; });
         if (st == UINT32_MAX) {
             if (stopping_) return;
             continue;

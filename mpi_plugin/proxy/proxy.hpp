@@ -121,6 +121,7 @@ private:
     int exec_op_create(const LogEntry& e);
     void exec_free(const LogEntry& e);
     void log(LogEntry e);
+    Outcome free_object(LogEntry e);
 
     // Collective counting and the quiescing barrier (quiesce.cpp).
     bool enter_collective(uint64_t comm);  // false: abandon (checkpoint)

@@ -13,26 +13,6 @@ using namespace ckpt::mpi::shim;
 
 namespace {
 
-// The arguments of Call::Collective.
-enum CollArg {
-    kCKind,
-    kCComm,
-    kCRoot,
-    kCOp,
-    kCType,
-    kCCount,
-    kCRequest,
-    kCSendOff,
-    kCSendBytes,
-    kCRecvOff,
-    kCRecvBytes,
-    kCInPlace,
-    kCSendCounts,  // offsets of int64 arrays (bytes per rank) in the channel
-    kCSendDispls,
-    kCRecvCounts,
-    kCRecvDispls,
-    kCArgs
-};
 
 // One collective call being put together.
 class Coll {

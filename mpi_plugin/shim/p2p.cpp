@@ -11,8 +11,6 @@ using namespace ckpt::mpi::shim;
 
 namespace ckpt::mpi::shim {
 
-// Status words the proxy writes for each completed operation.
-enum StatusWord { kStSource, kStTag, kStError, kStCancelled, kStBytes, kStDone, kStWords };
 
 void fill_status(MPI_Status* st, const int64_t* w) {
     if (!st || st == MPI_STATUS_IGNORE) return;

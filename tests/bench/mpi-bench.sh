@@ -93,13 +93,13 @@ job_line() {
     return 1
 }
 
-# job_end: drains the job's stdout and waits for it; prints its exit status.
+# job_end: drains the job's stdout and waits for it; its exit status in JOB_RC
+# (not printed: `wait` must run in this shell, not in a $(...) subshell).
 job_end() {
-    local rc=0
+    JOB_RC=0
     cat <&"$JOB_FD" >/dev/null || true
     exec {JOB_FD}<&-
-    wait "$JOB_PID" || rc=$?
-    echo "$rc"
+    wait "$JOB_PID" || JOB_RC=$?
 }
 
 job_err() { first_error "$WORK/job.err"; }
@@ -121,25 +121,27 @@ ckpt_job() {
     local ck=$WORK/ck-job t0 t1 out rc line
     t0=$EPOCHREALTIME
     start_job "${MPIRUN[@]}" -np 4 "$RUN" --ckpt-dir "$ck" -- "$VICTIM" "${JOB_ARGS[@]}"
-    t1=$(job_line "step 0") || { NOTES+=("the job under ckpt-run never printed \"step 0\" (exit $(job_end)): $(job_err)"); return 1; }
+    t1=$(job_line "step 0") || { NOTES+=("the job under ckpt-run never printed \"step 0\" (exit $(job_end; echo $JOB_RC)): $(job_err)"); return 1; }
     JOB_START=$(since "$t0" "$t1")
-    job_line "step 750" >/dev/null || { NOTES+=("the job under ckpt-run ended before \"step 750\" (exit $(job_end)): $(job_err)"); return 1; }
+    job_line "step 750" >/dev/null || { NOTES+=("the job under ckpt-run ended before \"step 750\" (exit $(job_end; echo $JOB_RC)): $(job_err)"); return 1; }
     t0=$EPOCHREALTIME
     out=$("$CTL" --ckpt-dir "$ck" checkpoint 2>&1) || { NOTES+=("ckpt-ctl checkpoint failed: ${out##*$'\n'}"); job_end >/dev/null; return 1; }
     JOB_CKPT=$(since "$t0")
     JOB_CTL=$(grep -m1 committed <<<"$out" || true)
-    job_line "step 1500" >/dev/null || { NOTES+=("the job ended before \"step 1500\" (exit $(job_end)): $(job_err)"); return 1; }
+    job_line "step 1500" >/dev/null || { NOTES+=("the job ended before \"step 1500\" (exit $(job_end; echo $JOB_RC)): $(job_err)"); return 1; }
     t0=$EPOCHREALTIME
     out=$("$CTL" --ckpt-dir "$ck" checkpoint --stop 2>&1) || { NOTES+=("ckpt-ctl checkpoint --stop failed: ${out##*$'\n'}"); job_end >/dev/null; return 1; }
     JOB_STOP=$(since "$t0")
-    rc=$(job_end)
+    job_end
+    rc=$JOB_RC
     [[ $rc == 75 ]] || { NOTES+=("the stopped job's mpirun exited $rc, not 75"); return 1; }
     JOB_SIZE=$(du -sm "$(readlink -f "$ck/latest")" | cut -f1)
     t0=$EPOCHREALTIME
     start_job "${MPIRUN[@]}" -np 4 "$RUN" --ckpt-dir "$ck" --restart
-    IFS= read -r -t "$WAIT" -u "$JOB_FD" line || { NOTES+=("the restarted job printed nothing (exit $(job_end)): $(job_err)"); return 1; }
+    IFS= read -r -t "$WAIT" -u "$JOB_FD" line || { NOTES+=("the restarted job printed nothing (exit $(job_end; echo $JOB_RC)): $(job_err)"); return 1; }
     JOB_RESTART=$(since "$t0")
-    rc=$(job_end)
+    job_end
+    rc=$JOB_RC
     [[ $rc == 0 ]] || { NOTES+=("the restarted job exited $rc (first line \"$line\"): $(job_err)"); return 1; }
 }
 
@@ -150,8 +152,8 @@ done
 [[ -s $WORK/native ]] || { echo "mpi-bench: the native runs failed: ${NOTES[*]}" >&2; exit 1; }
 native_start
 if ! ckpt_job || [[ ! -s $WORK/ckpt ]]; then
-    find "$BUILD_DIR/mpi_plugin" -name 'libmpi.so*' 2>/dev/null | grep -q . ||
-        NOTES+=("$BUILD_DIR/mpi_plugin holds no libmpi.so shim: the MPI layer is not built yet, so the ckpt-run half fails (expected until it lands)")
+    [[ -e "$BUILD_DIR/lib/ckpt-mpi/libmpi.so.40" ]] ||
+        NOTES+=("$BUILD_DIR/lib/ckpt-mpi holds no libmpi.so.40: the MPI layer is not built, so the ckpt-run half fails")
 fi
 
 BUILD_TYPE=$(awk -F= '/^CMAKE_BUILD_TYPE:/ { print $2 }' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)

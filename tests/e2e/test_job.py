@@ -7,31 +7,54 @@ rank (--tag-output), so every rank's stdout is compared on its own with an
 uninterrupted run of the same command (the reference), and so are its
 output files, byte for byte.
 
-  test_job.py --bin BUILD GROUP [CASE ...]
-    restart   checkpoint (going on) at 20 %, `ckpt-ctl status` (4 ranks, the
-              last checkpoint), `checkpoint --stop` at 50 %, SIGKILL of
-              whatever is left, `mpirun ... --restart`: every rank resumes
-              exactly where it stopped and ends like its reference
+  test_job.py --bin BUILD [--user USER] GROUP [CASE ...]
+    restart   stop_restart: checkpoint (going on) at 20 %, `ckpt-ctl status`
+              (4 ranks, the last checkpoint), `checkpoint --stop` at 40 %,
+              SIGKILL of whatever is left, `mpirun ... --restart`: every rank
+              resumes exactly where it stopped and ends like its reference;
+              kill_restart: checkpoint at 30 %, SIGKILL of the whole job at
+              50 %, restart. With --user nobody, every process of the job
+              runs as that user (checked from /proc).
     fallback  damaged: --restart=auto with the newest checkpoint's
               rank-00002.h5 damaged in its page data falls back to the older
               checkpoint and says so; missing: a missing rank file and a
               single checkpoint: the restart fails naming the file, nothing
               left behind
-    faults    a fault during a checkpoint round: kill_rank (SIGKILL of one
-              rank's ckpt-run), kill_agent (the node agent), kill_coordinator,
-              stall (one rank's ckpt-run stopped past --phase-timeout 3),
-              full_disk (a 1 MiB tmpfs, root only): ckpt-ctl exits 1 naming
-              the cause, `latest` stays, no .partial is left, and the job goes
-              on (and ends, when a rank was killed) with nothing left behind
+    faults    a fault during a checkpoint round, from outside: kill_rank
+              (SIGKILL of one rank's ckpt-run), kill_agent (the node agent),
+              kill_coordinator, stall (one rank's ckpt-run stopped past
+              --phase-timeout 3), all in the freeze phase; full_disk (a 1 MiB
+              tmpfs, root only); and at named fault points (CKPT_FAULT, image/fault.hpp; armed
+              once a first checkpoint is committed):
+              dump_kill_rank, written_kill_rank (rank 2 killed as its dump
+              starts, and once its file is written), stall_write (rank 2
+              stopped before renaming its file, --stop, --phase-timeout 3),
+              agent_dumping (the node agent killed as the dumps start;
+              status shows the ranks out of reach), coordinator_dumping,
+              commit_before_manifest (the coordinator killed),
+              commit_before_latest (killed after the rename: the checkpoint
+              is committed and the restart takes it), commit_stall (the
+              coordinator stopped in the commit of a --stop checkpoint:
+              ckpt-ctl gives up, the ranks thaw by themselves),
+              committed_fanout (the node agent, ended by rank 0 right after
+              it handed it COMMITTED of a --stop checkpoint, still hands it
+              to the other ranks: all stop at the checkpoint; not a failed
+              checkpoint), restore_coordinator (the
+              coordinator killed in a restart before it releases the ranks).
+              Each: ckpt-ctl exits 1 naming the phase (and rank, node),
+              `latest` stays, no partial checkpoint is left, the job goes on
+              (or ends, when a rank was killed), nothing is left running,
+              and the newest committed checkpoint restarts correctly.
     security  wrong_secret (a client with a bad secret is refused and the
               coordinator logs it), second_job (a second mpirun on the same
               --ckpt-dir is refused: "already running"; the first goes on),
               ended (ckpt-ctl for a job that has ended exits 3)
 
-A fault is put in the round deterministically: the rank it concerns is
-stopped (SIGSTOP) before the checkpoint is asked for, so the round waits for
-it; the fault comes once ckpt-ctl reports the round started. Nothing waits a
-fixed time: every step waits for a line, an exit or a file, with a deadline.
+A fault is put in the round deterministically: at a fault point, or the
+rank it concerns is stopped (SIGSTOP) before the checkpoint is asked for, so
+the round waits for it, and the fault comes once ckpt-ctl reports the round
+started. Nothing waits a fixed time: every step waits for a line, an exit or
+a file, with a deadline.
 """
 import argparse
 import os
@@ -46,14 +69,15 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_apps import (TIMEOUT, Failure, Harness, Run, alive, check, check_files, check_pieces,  # noqa: E402
-                       descendants, end_harness, line_at, run_cases, tiny_tmpfs)
+                       descendants, end_harness, line_at, proc_stat, run_cases, tiny_tmpfs)
 
 NRANKS = 4
 HEAT = ("256", "2", "250")  # N, threads, report every
 
 
-def rank_steps(rank):
-    return str(30000 + 2000 * rank)
+def rank_steps(rank, scale=1):
+    """app_heat's steps for a rank; scale > 1 for a job that must run longer."""
+    return str(scale * (30000 + 2000 * rank))
 
 
 TAG = re.compile(rb"^\[\d+,(\d+)\]<stdout>:(.*)$", re.S)
@@ -106,18 +130,20 @@ def wait_for(cond, what, timeout=TIMEOUT):
 
 class JobHarness(Harness):
     def __init__(self, a):
-        super().__init__(types.SimpleNamespace(bin=a.bin, compression="none", user=None))
+        # (As another user, the binaries are staged where that user can run
+        # them and every command runs through setpriv: test_apps.Harness.)
+        super().__init__(types.SimpleNamespace(bin=a.bin, compression="none", user=a.user))
         self.mpirun = ["mpirun", "--oversubscribe", "--bind-to", "none", "--tag-output"]
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and not a.user:
             self.mpirun.insert(1, "--allow-run-as-root")
 
-    def job_refs(self):
+    def job_refs(self, scale=1):
         """Per rank: (reference stdout lines, reference files)."""
-        return [self.reference("heat", (rank_steps(r),) + HEAT) for r in range(NRANKS)]
+        return self.references("heat", [(rank_steps(r, scale),) + HEAT for r in range(NRANKS)])
 
-    def job(self, name, ck=None, options=()):
-        """Starts the 4-rank job; returns (run, work dir, ckpt dir). Rank r writes
-        into <work>/rank-r."""
+    def job(self, name, ck=None, options=(), env=None, scale=1):
+        """Starts the 4-rank job (in environment env, default the harness's);
+        returns (run, work dir, ckpt dir). Rank r writes into <work>/rank-r."""
         wdir = self.mkdir(name)
         ck = ck or os.path.join(wdir, "ckpt")
         cmd = list(self.mpirun)
@@ -125,14 +151,14 @@ class JobHarness(Harness):
             rdir = self.mkdir(name, f"rank-{r}")
             if r:
                 cmd.append(":")
-            cmd += ["-np", "1", self.tool("agent/ckpt-run"), "--ckpt-dir", ck, *options, "--", self.exe("heat"),
-                    os.path.join(rdir, "heat.log"), os.path.join(rdir, "heat.grid"), rank_steps(r), *HEAT]
-        return Run(self, cmd, f"{name}-run", wdir), wdir, ck
+            cmd += ["-np", "1", self.tool("agent/ckpt-run"), "--ckpt-dir", ck, "--mpi", "none", *options, "--", self.exe("heat"),
+                    os.path.join(rdir, "heat.log"), os.path.join(rdir, "heat.grid"), rank_steps(r, scale), *HEAT]
+        return Run(self, cmd, f"{name}-run", wdir, env=env), wdir, ck
 
-    def job_restart(self, ck, label, path=None, nranks=NRANKS, options=()):
+    def job_restart(self, ck, label, path=None, nranks=NRANKS, options=(), env=None):
         opt = "--restart" if path is None else f"--restart={path}"
         cmd = self.mpirun + ["-np", str(nranks), self.tool("agent/ckpt-run"), "--ckpt-dir", ck, opt, *options]
-        return Run(self, cmd, label, self.work)
+        return Run(self, cmd, label, self.work, env=env)
 
     def wait_all(self, run, refs, fraction):
         """Waits until every rank printed its line at `fraction`; returns their indices."""
@@ -173,6 +199,32 @@ class JobHarness(Harness):
         self.orphans.update({pid: start for pid, (start, _) in pids.items()})
         return left
 
+    def expect_owner(self, run):
+        """As another user, every process of the job (mpirun, ckpt-run in
+        each role, the programs) runs as that user (capabilities they have
+        inside ckpt-run's user namespace are not the machine's)."""
+        if self.uid is None:
+            return
+        for pid, (_, cmd) in list(descendants(run.pid).items()) + [(run.pid, (0, "mpirun"))]:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    status = dict(line.split(":", 1) for line in f if ":" in line)
+            except OSError:
+                continue  # ended meanwhile
+            uids = status["Uid"].split()
+            check(all(int(u) == self.uid for u in uids), f"{run.label}: pid {pid} ({cmd}) runs with uids {uids}, not as {self.user_name}")
+
+    def kill_job(self, run):
+        """SIGKILL of mpirun and of every process below it at once, as a
+        preemption would; nothing may survive."""
+        job = descendants(run.pid)
+        check(job, f"{run.label}: mpirun has no processes below it to kill")
+        os.kill(run.pid, signal.SIGKILL)
+        self.kill_left(job)
+        rc = run.finish()
+        check(rc == -signal.SIGKILL, f"{run.label}: mpirun ended with {rc} instead of being killed")
+        self.expect_no_leftovers(f"{run.label}: after SIGKILL of the whole job")
+
 
 def compare_job(h, run, refs, name, before=None):
     """Waits for the end (exit 0) of job `name`; every rank's output, after its
@@ -193,8 +245,8 @@ class Ctl:
     """ckpt-ctl running in the background, its stderr read line by line."""
 
     def __init__(self, h, ck, *args):
-        self.proc = subprocess.Popen([h.tool("coordinator/ckpt-ctl"), "--ckpt-dir", ck, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, cwd=h.work)
+        self.proc = subprocess.Popen(h.user + [h.tool("coordinator/ckpt-ctl"), "--ckpt-dir", ck, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, cwd=h.work, env=h.env)
         self.err = []
         self.cond = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -250,7 +302,9 @@ def restart_stop_restart(h):
         check(re.search(rf"^rank {r}: \S+, running$", st.stdout, re.M), f"restart: status does not show rank {r} running:\n{st.stdout}")
     check(f"last committed checkpoint: {os.path.join(ck, 'ckpt-000001')}" in st.stdout,
           f"restart: status does not name the last checkpoint:\n{st.stdout}")
-    seen = h.wait_all(run, refs, 0.5)
+    # (Every rank must still run: under load, ranks drift apart, and rank 0,
+    # the shortest, ends its coordinator with it.)
+    seen = h.wait_all(run, refs, 0.4)
     second = h.checkpoint(ck, stop=True)
     check(second.startswith(os.path.join(ck, "ckpt-000002")), f"restart: second checkpoint {second!r}")
     # A preemption: whatever is left of the stopped job is killed.
@@ -264,6 +318,24 @@ def restart_stop_restart(h):
     s = h.job_restart(ck, "restart-restored")
     compare_job(h, s, refs, "restart", [([(stopped[r], "stop", 0)], seen[r] + 1) for r in range(NRANKS)])
     h.expect_no_leftovers("restart: at the end")
+
+
+def restart_kill_restart(h):
+    refs = h.job_refs()
+    run, wdir, ck = h.job("kill_restart")
+    seen = h.wait_all(run, refs, 0.3)
+    h.checkpoint(ck)
+    h.wait_all(run, refs, 0.5)
+    h.expect_owner(run)
+    h.kill_job(run)
+    s = h.job_restart(ck, "kill_restart-restored")
+    h.wait_all(s, refs, 0.7)
+    h.expect_owner(s)
+    compare_job(h, s, refs, "kill_restart", [([(piece(run, r), "kill", 0)], seen[r] + 1) for r in range(NRANKS)])
+    h.expect_no_leftovers("kill_restart: at the end")
+
+
+RESTART = {"stop_restart": restart_stop_restart, "kill_restart": restart_kill_restart}
 
 
 # ---- fallback -----------------------------------------------------------------
@@ -284,7 +356,7 @@ def stopped_job(h, name, refs, fractions):
 
 def fallback_damaged(h):
     refs = h.job_refs()
-    run, ck, seen = stopped_job(h, "damaged", refs, (0.2, 0.5))
+    run, ck, seen = stopped_job(h, "damaged", refs, (0.2, 0.4))
     rank_file = os.path.join(ck, "ckpt-000002", "rank-00002.h5")
     size = os.path.getsize(rank_file)
     with open(rank_file, "r+b") as f:  # the middle of the file is page data
@@ -400,8 +472,256 @@ def fault_full_disk(h):
     faulty_round(h, "full_disk", fault, ck_dir=ck, stop_rank=None, ctl_says=r"No space left on device")
 
 
+# ---- faults at named points of the dump and commit phases and of a restart --------
+# (CKPT_FAULT, image/fault.hpp: the process that reaches the point kills or
+# stops itself there.)
+
+
+def fault_env(h, spec, rank=None, arm=None):
+    env = dict(h.env, CKPT_FAULT=spec)
+    if rank is not None:
+        env["CKPT_FAULT_RANK"] = str(rank)
+    if arm:
+        env["CKPT_FAULT_ARM"] = arm
+    return env
+
+
+class Injected:
+    """A job whose first checkpoint commits, then a checkpoint request that
+    meets the fault point(s) spec (CKPT_FAULT, armed after the first
+    checkpoint; rank: CKPT_FAULT_RANK)."""
+
+    def __init__(self, h, name, spec, rank=None, stop=False, options=(), scale=1):
+        self.h, self.name = h, name
+        self.how = None  # how the job ended: ended()
+        self.points = [item.split(":")[0] for item in spec.split(",")]
+        self.refs = h.job_refs(scale)
+        self.arm = os.path.join(h.work, f"{name}-armed")
+        self.run, _, self.ck = h.job(name, options=options, env=fault_env(h, spec, rank, self.arm), scale=scale)
+        self.seen = h.wait_all(self.run, self.refs, 0.15)
+        self.first = h.checkpoint(self.ck).split()[0]
+        self.before = entries(self.ck)
+        self.seen2 = h.wait_all(self.run, self.refs, 0.3)
+        open(self.arm, "w").close()
+        self.ctl = Ctl(h, self.ck, "checkpoint", *(["--stop"] if stop else []))
+
+    def disarm(self):
+        os.unlink(self.arm)
+
+    def ckpt(self, sequence):
+        return os.path.join(self.ck, f"ckpt-{sequence:06d}")
+
+    def failed(self, says, timeout=60):
+        """ckpt-ctl exits 1 and says /says/."""
+        rc, out, err = self.ctl.finish(timeout)
+        check(rc == 1, f"{self.name}: ckpt-ctl exited {rc}, expected 1: {out}{err}")
+        check(re.search(says, err), f"{self.name}: ckpt-ctl's message does not say /{says}/:\n{err}")
+
+    def directory_kept(self, added=()):
+        """No partial checkpoint is left (whoever wrote into it last removes
+        it), `latest` has not moved, nothing else changed but `added`."""
+        ck = self.ck
+        wait_for(lambda: not [e for e in os.listdir(ck) if e.endswith((".partial", ".deleting"))],
+                 f"{self.name}: removal of the partial checkpoint", 30)
+        check(entries(ck) == sorted(self.before + list(added)),
+              f"{self.name}: the checkpoint directory changed from {self.before} to {entries(ck)}")
+        check(os.path.realpath(os.path.join(ck, "latest")) == self.first, f"{self.name}: latest moved away from {self.first}")
+
+    def ended(self, how):
+        """The job ends (how: 'killed', a rank was, and mpirun aborted the
+        job; 'whole', every rank ran to its end), its stderr shows the fault
+        point acting, nothing stays."""
+        self.how = how
+        if how == "killed":
+            rc = self.run.finish()
+            check(rc != 0, f"{self.name}: the job with a killed rank exited 0")
+        else:
+            compare_job(self.h, self.run, self.refs, self.name)
+        err = job_stderr(self.run)
+        for point in self.points:
+            check(f"ckpt fault point {point}:" in err, f"{self.name}: the fault point {point} was never reached{self.run.stderr_tail()}")
+        self.h.expect_no_leftovers(self.name)
+
+    def restarts_from(self, sequence=1):
+        """Nothing committed was lost: `--restart` resumes from checkpoint
+        `sequence`, the newest committed, and every rank ends like its reference."""
+        seen = self.seen if sequence == 1 else self.seen2
+        s = self.h.job_restart(self.ck, f"{self.name}-restarted")
+        first = "aborted" if self.how == "killed" else "kill"
+        compare_job(self.h, s, self.refs, self.name, [([(piece(self.run, r), first, 0)], seen[r] + 1) for r in range(NRANKS)])
+        check(f"restoring from {self.ckpt(sequence)}/rank-" in job_stderr(s),
+              f"{self.name}: the restart did not restore {self.ckpt(sequence)}{s.stderr_tail()}")
+        self.h.expect_no_leftovers(f"{self.name}: after the restart")
+
+
+def killed_rank(point):
+    """Rank 2 is killed at `point` of its dump: the round fails naming it, the
+    job ends (mpirun ends the other ranks), the first checkpoint restarts."""
+    def case(h):
+        name = f"kill_rank-{point}"
+        f = Injected(h, name, point, rank=2)
+        f.failed(r"checkpoint 2, dump phase: rank 2 on \S+ has ended")
+        f.directory_kept()
+        f.ended("killed")
+        f.restarts_from(1)
+    return case
+
+
+def fault_stall_write(h):
+    """Rank 2 stalls writing its rank file (stopped before the rename) in a
+    --stop round: the dump phase times out naming it, every rank thaws, and
+    the job goes on: the next checkpoint commits and the job resumes from it."""
+    f = Injected(h, "stall_write", "rank-before-rename:stop", rank=2, stop=True, options=("--phase-timeout", "3"))
+    stalled = h.rank_pid(f.run, 2)
+    try:
+        wait_for(lambda: (proc_stat(stalled) or (0, "gone"))[1] in ("T", "gone"), "rank 2's ckpt-run stopping at rank-before-rename")
+        check(proc_stat(stalled)[1] == "T", "stall_write: rank 2's ckpt-run ended instead of stalling")
+        f.failed(r"checkpoint 2, dump phase: timeout: .* more than 3 s; still waiting for rank 2\b")
+    finally:
+        os.kill(stalled, signal.SIGCONT)
+    f.directory_kept()
+    f.disarm()
+    seen = h.wait_all(f.run, f.refs, 0.4)
+    third = h.checkpoint(f.ck, stop=True)
+    check(third.startswith(f.ckpt(3)), f"stall_write: the checkpoint after the failed one is {third!r}, not ckpt-000003")
+    rc = f.run.finish()
+    check(rc == 75, f"stall_write: the stopped job's mpirun exited {rc}, expected 75{f.run.stderr_tail()}")
+    check("ckpt fault point rank-before-rename: SIGSTOP" in job_stderr(f.run), "stall_write: the fault point was never reached")
+    h.expect_no_leftovers("stall_write: after checkpoint --stop")
+    s = h.job_restart(f.ck, "stall_write-restarted")
+    compare_job(h, s, f.refs, "stall_write", [([(piece(f.run, r), "stop", 0)], seen[r] + 1) for r in range(NRANKS)])
+    h.expect_no_leftovers("stall_write: after the restart")
+
+
+def fault_agent_dumping(h):
+    """The node agent dies as the ranks start dumping: the round fails naming
+    the ranks out of reach; they run on (status says so, a checkpoint is
+    refused) and end like their references; the first checkpoint restarts.
+    (scale 2: the job outlives the status and checkpoint requests by far.)"""
+    f = Injected(h, "agent_dumping", "agent-dumping", scale=2)
+    f.failed(r"checkpoint 2, dump phase: rank \d on \S+ is out of reach: the node agent on \S+ disconnected")
+    f.directory_kept()
+    st = h.ctl(f.ck, "status")
+    check(st.returncode == 0, f"agent_dumping: ckpt-ctl status exited {st.returncode}: {st.stderr.strip()}")
+    check(f"0 ended, {NRANKS} out of reach" in st.stdout, f"agent_dumping: status does not count {NRANKS} ranks out of reach:\n{st.stdout}")
+    for r in range(NRANKS):
+        check(re.search(rf"^rank {r}: \S+, out of reach: its node agent was lost$", st.stdout, re.M),
+              f"agent_dumping: status does not show rank {r} out of reach:\n{st.stdout}")
+    c = h.ctl(f.ck, "checkpoint")
+    check(c.returncode == 1 and "out of reach" in c.stderr, f"agent_dumping: a checkpoint without the agent: exit {c.returncode}: {c.stderr.strip()}")
+    f.ended("whole")
+    f.restarts_from(1)
+
+
+def lost_coordinator(point, phase):
+    """The coordinator dies at `point`: ckpt-ctl names the phase and says that
+    nothing was committed; the ranks remove the partial checkpoint and run on
+    to their end; the first checkpoint restarts."""
+    def case(h):
+        f = Injected(h, f"lost_coordinator-{point}", point)
+        f.failed(rf"coordinator went away in the {phase} phase of checkpoint 2 .*; ckpt-000002 is not committed, `latest` names ckpt-000001")
+        f.directory_kept()
+        f.ended("whole")
+        f.restarts_from(1)
+    return case
+
+
+def fault_commit_before_latest(h):
+    """The coordinator dies after the checkpoint is renamed into place, before
+    `latest` moves: the checkpoint is committed and not lost, ckpt-ctl says
+    so, and the restart resumes from it (not from `latest`)."""
+    f = Injected(h, "commit_before_latest", "commit-before-latest")
+    f.failed(r"coordinator went away in the commit phase of checkpoint 2 .*ckpt-000002 was committed all the same, "
+             r"but `latest` still names ckpt-000001")
+    f.directory_kept(added=["ckpt-000002"])
+    info = h.info(f.ckpt(2))
+    check(info.returncode == 0 and "checksums   OK" in info.stdout, f"commit_before_latest: ckpt-info of ckpt-000002: {info.stdout}{info.stderr}")
+    f.ended("whole")
+    f.restarts_from(2)
+
+
+def fault_commit_stall(h):
+    """The coordinator stalls (stopped) in the commit of a --stop checkpoint,
+    manifest written: ckpt-ctl gives up after twice the phase timeout and 5 s
+    naming the phase; the ranks, kept frozen for the stop, thaw by themselves
+    (after twice the phase timeout) and run on to their end; rank 0's
+    ckpt-run then ends the stalled coordinator and removes its partial
+    checkpoint. (Rank 0's ckpt-run is held stopped until ckpt-ctl gives up:
+    the coordinator ends with it, and ckpt-ctl would see it go instead.)"""
+    f = Injected(h, "commit_stall", "commit-before-rename:stop", stop=True, options=("--phase-timeout", "3"))
+    f.ctl.wait_progress(r"^ckpt-ctl: committing$")
+    rank0 = h.rank_pid(f.run, 0)
+    os.kill(rank0, signal.SIGSTOP)
+    try:
+        f.failed(r"coordinator said nothing for 11 s in the commit phase of checkpoint 2: it is stalled; ckpt-000002 is not committed")
+        coordinator = h.role_pid(f.run, "coordinator")
+        check(proc_stat(coordinator)[1] == "T", f"commit_stall: the coordinator (pid {coordinator}) is not stopped")
+        for r in range(1, NRANKS):
+            wait_for(lambda: f"(rank {r}): checkpoint 2 was neither committed nor aborted in time" in job_stderr(f.run),
+                     f"commit_stall: rank {r} thawing by itself")
+    finally:
+        os.kill(rank0, signal.SIGCONT)
+    f.ended("whole")
+    check("(rank 0): checkpoint 2 was neither committed nor aborted in time" in job_stderr(f.run),
+          f"commit_stall: rank 0 does not say why it went on{f.run.stderr_tail()}")
+    f.directory_kept()
+    f.restarts_from(1)
+
+
+def fault_restore_coordinator(h):
+    """The coordinator dies in a restart once every rank is restored, before
+    it releases them: every rank kills its restored tree and exits non-zero
+    at once, saying why; no program output; the checkpoint restarts later."""
+    refs = h.job_refs()
+    run, ck, seen = stopped_job(h, "restore_coordinator", refs, (0.3,))
+    t0 = time.time()
+    s = h.job_restart(ck, "restore_coordinator-failed", env=fault_env(h, "coordinator-before-release"))
+    rc = s.finish()
+    took = time.time() - t0
+    err = job_stderr(s)
+    check(rc != 0, "restore_coordinator: the restart without its coordinator exited 0")
+    check("ckpt fault point coordinator-before-release: SIGKILL" in err, f"restore_coordinator: the fault point was never reached{s.stderr_tail()}")
+    check("restart failed: the job's coordinator went away (killed or crashed) before it released the restored ranks" in err,
+          f"restore_coordinator: the ranks do not say why they failed{s.stderr_tail()}")
+    check(not any(TAG.match(line) for line in s.lines), f"restore_coordinator: the unreleased job printed {s.lines[:3]!r}")
+    # Far below every timeout of the job (connect 120 s, phase 600 s).
+    check(took < 60, f"restore_coordinator: the ranks took {took:.0f} s to notice the lost coordinator")
+    h.expect_no_leftovers("restore_coordinator: after the failed restart")
+    again = h.job_restart(ck, "restore_coordinator-restarted")
+    compare_job(h, again, refs, "restore_coordinator", [([(piece(run, r), "stop", 0)], seen[0][r] + 1) for r in range(NRANKS)])
+    h.expect_no_leftovers("restore_coordinator: after the restart")
+
+
+def fault_committed_fanout(h):
+    """A --stop checkpoint whose node agent stops itself once it has handed
+    COMMITTED to rank 0 and not yet to the others; rank 0's ckpt-run then
+    stops its program, ends (75) and ends the agent (SIGTERM, SIGCONT): the
+    agent still hands COMMITTED to every other rank first, so none of them
+    sees it vanish and thaws (-v: it would say "lost the node agent"), every
+    rank stops exactly at the checkpoint, and the job resumes from it."""
+    refs = h.job_refs()
+    run, _, ck = h.job("committed_fanout", options=("-v",), env=fault_env(h, "agent-committed-one:stop", rank=0))
+    seen = h.wait_all(run, refs, 0.3)
+    h.checkpoint(ck, stop=True)
+    rc = run.finish()
+    check(rc == 75, f"committed_fanout: the stopped job's mpirun exited {rc}, expected 75{run.stderr_tail()}")
+    err = job_stderr(run)
+    check("ckpt fault point agent-committed-one: SIGSTOP" in err, f"committed_fanout: the fault point was never reached{run.stderr_tail()}")
+    check("lost the node agent" not in err, f"committed_fanout: a rank lost its agent before it had COMMITTED{run.stderr_tail()}")
+    h.expect_no_leftovers("committed_fanout: after checkpoint --stop")
+    s = h.job_restart(ck, "committed_fanout-restarted")
+    compare_job(h, s, refs, "committed_fanout", [([(piece(run, r), "stop", 0)], seen[r] + 1) for r in range(NRANKS)])
+    h.expect_no_leftovers("committed_fanout: after the restart")
+
+
 FAULTS = {"kill_rank": fault_kill_rank, "kill_agent": fault_kill_agent, "kill_coordinator": fault_kill_coordinator,
-          "stall": fault_stall, "full_disk": fault_full_disk}
+          "stall": fault_stall, "full_disk": fault_full_disk,
+          "dump_kill_rank": killed_rank("rank-dump-start"), "written_kill_rank": killed_rank("rank-dumped"),
+          "stall_write": fault_stall_write, "agent_dumping": fault_agent_dumping,
+          "coordinator_dumping": lost_coordinator("coordinator-dumping", "dump"),
+          "commit_before_manifest": lost_coordinator("commit-before-manifest", "commit"),
+          "commit_before_latest": fault_commit_before_latest, "commit_stall": fault_commit_stall,
+          "committed_fanout": fault_committed_fanout, "restore_coordinator": fault_restore_coordinator}
 
 
 # ---- security / rendezvous -------------------------------------------------------
@@ -475,7 +795,7 @@ def security_ended(h):
 SECURITY = {"wrong_secret": security_wrong_secret, "second_job": security_second_job, "ended": security_ended}
 
 GROUPS = {
-    "restart": {"stop_restart": restart_stop_restart},
+    "restart": RESTART,
     "fallback": FALLBACK,
     "faults": FAULTS,
     "security": SECURITY,
@@ -486,6 +806,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="build directory")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--user", help="run the jobs as this unprivileged user (needs root)")
     ap.add_argument("group", choices=sorted(GROUPS))
     ap.add_argument("cases", nargs="*", help="cases of the group (default: all)")
     a = ap.parse_args()
@@ -493,6 +814,9 @@ def main():
     unknown = [c for c in a.cases if c not in cases]
     if unknown:
         ap.error(f"unknown cases of {a.group}: {unknown} (known: {sorted(cases)})")
+    if a.user and os.geteuid() != 0:
+        print(f"SKIP: running as {a.user} needs root")
+        return 0
     h = JobHarness(a)
     failed = 0
     try:

@@ -24,7 +24,8 @@ parameters; its reference is an uninterrupted run without the engine
                 nodes (1 rank each), then again on a single node (4 ranks):
                 every rank's output pieces and files equal its reference
     agent_kill  4 ranks on 2 nodes, a committed checkpoint, then SIGKILL of
-                node n2's agent: the next checkpoint fails naming n2's ranks,
+                node n2's agent: `ckpt-ctl status` shows n2's ranks out of
+                reach, the next checkpoint fails naming n2's ranks,
                 the committed one stays the newest and intact, every rank
                 still ends with its reference output, and a restart of the
                 committed checkpoint resumes correctly
@@ -256,8 +257,11 @@ def scenario_agent_kill(h, cl, refs):
     check(sockets, f"agent_kill: n2's agent (pid {agents[0]}) serves no socket in {RUNTIME_DIR}")
     LEFT_SOCKETS.update(sockets)
     os.kill(agents[0], signal.SIGKILL)
-    wait_status(h, ck, r"^rank 3: n2, (?!running)", "agent_kill: after SIGKILL of n2's agent")
-    out = wait_status(h, ck, r"^rank 2: n2, (?!running)", "agent_kill: after SIGKILL of n2's agent")
+    # n2's ranks run on, out of the job's reach: not "ended".
+    out = wait_status(h, ck, r"2 out of reach", "agent_kill: after SIGKILL of n2's agent")
+    for rank in (2, 3):
+        check(re.search(rf"^rank {rank}: n2, out of reach: its node agent was lost$", out, re.M),
+              f"agent_kill: status does not say that rank {rank} is out of reach:\n{out}")
     check(re.search(r"^rank 0: n1, running$", out, re.M) and re.search(r"^rank 1: n1, running$", out, re.M),
           f"agent_kill: n1's ranks are no longer running:\n{out}")
 

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <fstream>
 
 using namespace ckpt::image;
 using ckpt::test::ScratchDir;
@@ -66,6 +67,50 @@ TEST(CheckpointDir, AbortedCheckpointDisappearsAndSequenceMovesOn) {
     }
     EXPECT_FALSE(fs::exists(scratch.path() / "ckpt" / "ckpt-000002.partial"));
     EXPECT_EQ(dir.latest()->sequence, 1u);
+    // The directory alone no longer knows that 2 was used; the coordinator
+    // that aborted it does, and asks for a higher number.
+    EXPECT_EQ(dir.begin().sequence(), 2u);
+    EXPECT_EQ(dir.begin(3).sequence(), 3u);
+    EXPECT_EQ(dir.begin(1).sequence(), 2u);
+}
+
+// A rank still dumping when its checkpoint is aborted (its coordinator saw
+// another rank fail) cannot leave its file behind, whether it began before
+// or after the abort. (The partial is renamed away before it is removed, so
+// neither can a file created while the removal runs: that window is not
+// reproducible here.)
+TEST(CheckpointDir, AbortedCheckpointTakesNoLateRankFile) {
+    ScratchDir scratch;
+    CheckpointDir dir(scratch / "ckpt");
+    auto pending = dir.begin();
+    RankHeader header;
+    header.rank = 3;
+    header.job_id = "job-1";
+    SyntheticSpec spec{1, 1, 1 << 16};
+    auto memory = synthetic_memory(spec.bytes_per_task, 0.5, 1);
+    {
+        RankWriter writing(pending.rank_path(3), header, PageOptions{});  // began before the abort
+        write_synthetic_rank(writing, spec, memory);
+        pending.abort();
+        EXPECT_THROW(writing.finish(1), ImageError);
+    }
+    EXPECT_THROW(RankWriter(pending.rank_path(2), header, PageOptions{}), ImageError);  // began after it
+    for (const auto& entry : fs::directory_iterator(scratch.path() / "ckpt"))
+        EXPECT_TRUE(entry.path().filename().string().starts_with(".")) << "left behind: " << entry.path();
+}
+
+TEST(CheckpointDir, LeftoversOfADeadRemoverAreSwept) {
+    ScratchDir scratch;
+    CheckpointDir dir(scratch / "ckpt");
+    for (const char* name : {"ckpt-000004.deleting", "ckpt-000005.partial.deleting"}) {
+        fs::create_directories(scratch.path() / "ckpt" / name / "sub");
+        std::ofstream(scratch.path() / "ckpt" / name / "rank-00000.h5").put('x');
+    }
+    fs::create_directories(scratch.path() / "ckpt" / "notes.deleting");  // not ours
+    dir.remove_abandoned();
+    EXPECT_FALSE(fs::exists(scratch.path() / "ckpt" / "ckpt-000004.deleting"));
+    EXPECT_FALSE(fs::exists(scratch.path() / "ckpt" / "ckpt-000005.partial.deleting"));
+    EXPECT_TRUE(fs::exists(scratch.path() / "ckpt" / "notes.deleting"));
 }
 
 TEST(CheckpointDir, CommitRefusesMissingRank) {
