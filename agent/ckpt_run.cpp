@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
         "restores the newest committed checkpoint (or PATH). Exit status: the program's\n"
         "(128+N when killed by signal N), 75 when it was stopped after a checkpoint,\n"
         "1 on an error of ckpt-run itself, 2 on a usage error, 127 when PROGRAM cannot run.\n\nOptions");
-    opts.add_options()("help,h", "show this help")("ckpt-dir", po::value<std::string>(), "checkpoint directory (required)")(
+    opts.add_options()("help,h", "show this help")("ckpt-dir", po::value<std::string>(), "checkpoint directory (required; in a SLURM job, its DIR/slurm-JOBID)")(
         "restart", po::value<std::string>()->implicit_value("auto"),
         "restore instead of starting: auto (newest) or a checkpoint path; never: under SLURM, do not resume a requeued job")(
         "interval", po::value<std::string>()->default_value("0"), "checkpoint every SECONDS (or 30m, 2h, H:MM:SS; 0: only on request)")(
@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
         "mpi", po::value<std::string>()->default_value("auto"),
         "MPI layer: auto (when started by mpirun or srun with PMIx), openmpi (always), none (a program that does not use MPI)")(
         "no-truncate", "on restore, do not cut files open for writing back to their checkpoint size")(
-        "job-id", po::value<std::string>()->default_value(""), "the job's id (default: from mpirun or srun; every rank must agree)")(
+        "job-id", po::value<std::string>()->default_value(""), "the job's id (default: from mpirun or srun; every rank must agree; in a SLURM job its directory is DIR/ID)")(
         "phase-timeout", po::value<unsigned>()->default_value(600), "seconds a checkpoint or restore phase may take before it is aborted")(
         "connect-timeout", po::value<unsigned>()->default_value(120), "seconds for every rank of the job to join")(
         "checkpoint-signal", po::value<std::vector<std::string>>()->composing(),

@@ -4,8 +4,9 @@
 Everything lives under one state directory: munged (its own key and
 socket), slurmctld, and one slurmd per node. Nodes are network namespaces
 (tests/e2e/test_nodes.py's Cluster: a bridge, one namespace per node with
-its own address, host name nK and /etc/hosts) or, with --loopback, a single
-node n1 on 127.0.0.1 in the host's own namespaces.
+its own address, host name nK and /etc/hosts, and a /dev/shm of its own)
+or, with --loopback, a single node n1 on 127.0.0.1 in the host's own
+namespaces. Job ids start at a number of the cluster's own (FirstJobId).
 
   local_slurm.py up   --state DIR [--nodes N | --loopback] [--cpus C] [--grace S] [--no-user-signal]
   local_slurm.py env  --state DIR      # `export SLURM_CONF=...` lines for a shell
@@ -221,6 +222,12 @@ class LocalSlurm:
                    f"slurmctld did not answer `scontrol ping` (log: {self.path('log', 'slurmctld.log')})")
         for n in self.nodes:
             cmd = ["slurmd", "-N", n]
+            if not self.loopback:
+                # Each node has a /dev/shm of its own, gone with the node: the
+                # shared-memory files of Open MPI ranks that were killed
+                # (requeue, preemption) stay there, and the next cluster's jobs
+                # have the same ids and host names, so the same file names.
+                cmd = ["sh", "-c", 'mount -t tmpfs -o mode=1777,size=1g ckpt-node-shm /dev/shm && exec "$@"', "sh", *cmd]
             self.start(cmd if self.loopback else self.net.wrap(n, cmd), f"slurmd {n}")
         wait_until(self.all_idle, f"the nodes {self.nodes} were not all idle (logs: {self.path('log')})")
         return self
@@ -256,6 +263,9 @@ class LocalSlurm:
         p = self.path
         lines = [
             f"ClusterName=ckpt{os.getpid()}",
+            # Job ids of their own (not 1, 2, ... again in every cluster): what a
+            # killed job leaves behind under its id is no later cluster's.
+            f"FirstJobId={int(time.time()) % 600000 * 100 + 1}",
             f"SlurmctldHost={host}({ctl_addr})",
             f"SlurmctldPort={self.ctld_port}",
             "SlurmUser=root", "SlurmdUser=root",

@@ -76,8 +76,10 @@ MARKER = re.compile(rb"=== job (\d+), run (\d+), on (\S+)\n")
 ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE")
 
 
-def victim_args(steps, pace_us=1500):
-    """mpi_VICTIM's arguments: 40 progress lines; every rank sleeps pace_us every step."""
+def victim_args(steps, pace_us=10000):
+    """mpi_VICTIM's arguments: 40 progress lines; every rank sleeps pace_us
+    every step, so that a run lasts at least steps * pace_us however idle the
+    machine (12 s by default: time for the checkpoints a scenario waits for)."""
     return [str(steps), str(steps // 40), "--pace", str(pace_us)]
 
 
@@ -395,7 +397,7 @@ def walltime(t):
 
 
 def move(t):
-    args = victim_args(1500)
+    args = victim_args(1500, pace_us=5000)
     ref = t.reference(args)
     job = Job(t, "move", args, ["-N2", "-n4", "-w", "n1,n2"], interval="0", template=TRAP_TEMPLATE)
     seen1 = job.wait_progress(0, ref, 0.25)
@@ -455,7 +457,7 @@ def full_disk(t):
         check(job.state() not in ENDED, f"full_disk: the job ended before a checkpoint failed{job.tail()}")
         check(time.time() < deadline, f"full_disk: no checkpoint failed for lack of space within {ta.TIMEOUT} s{job.tail()}")
         time.sleep(0.1)
-    check(re.search(r"checkpoint failed, the job goes on .*No space left on device", job.stderr()),
+    check(re.search(r"checkpoint failed, the job goes on\b.*No space left on device", job.stderr()),
           f"full_disk: the job's output does not say that a checkpoint failed and the job goes on{job.tail()}")
     job.wait_progress(0, ref, 0.5)  # it runs on
     check(os.path.realpath(os.path.join(job.job_dir, "latest")) == latest, "full_disk: latest moved after a failed checkpoint")
