@@ -46,6 +46,7 @@ MARK = "CKPT_LOCAL_SLURM"
 DAEMONS = {"munged": "/usr/sbin/munged", "slurmctld": "/usr/sbin/slurmctld", "slurmd": "/usr/sbin/slurmd"}
 FREEZER = "/sys/fs/cgroup/freezer"
 START_TIMEOUT = 60  # seconds for the cluster to come up
+JOB_IDS = 100  # job ids of one cluster: FirstJobId .. FirstJobId + 99 (a cluster started a second later has the next ones)
 
 
 class SlurmError(Exception):
@@ -126,6 +127,7 @@ class LocalSlurm:
         self.net = None  # test_nodes.Cluster
         self.ctld_port = None
         self.made_cgroups = []
+        self.first_job_id = 1
         self.started = False
 
     # ---- paths
@@ -213,6 +215,7 @@ class LocalSlurm:
             finally:
                 self.save()
         self.ctld_port = free_port()
+        self.first_job_id = int(time.time()) % 600000 * JOB_IDS + 1
         self.made_cgroups = [c for c in (f"{FREEZER}/slurm_{n}" for n in self.nodes) if not os.path.exists(c)]
         self.save()
         self.start_munge()
@@ -265,7 +268,7 @@ class LocalSlurm:
             f"ClusterName=ckpt{os.getpid()}",
             # Job ids of their own (not 1, 2, ... again in every cluster): what a
             # killed job leaves behind under its id is no later cluster's.
-            f"FirstJobId={int(time.time()) % 600000 * 100 + 1}",
+            f"FirstJobId={self.first_job_id}",
             f"SlurmctldHost={host}({ctl_addr})",
             f"SlurmctldPort={self.ctld_port}",
             "SlurmUser=root", "SlurmdUser=root",
@@ -306,7 +309,8 @@ class LocalSlurm:
     # ---- state kept for `down` in another process
     def save(self):
         s = {"count": self.count, "loopback": self.loopback, "cpus": self.cpus, "grace": self.grace,
-             "user_signal": self.user_signal, "ctld_port": self.ctld_port, "made_cgroups": self.made_cgroups}
+             "user_signal": self.user_signal, "ctld_port": self.ctld_port, "made_cgroups": self.made_cgroups,
+             "first_job_id": self.first_job_id}
         if self.net:
             s["net"] = {"bridge": self.net.bridge, "netns": self.net.netns, "veths": self.net.veths,
                         "prefix": self.net.prefix, "created": self.net.created, "made_netns_dir": self.net.made_netns_dir}
@@ -320,7 +324,7 @@ class LocalSlurm:
         with open(os.path.join(state, "cluster.json")) as f:
             s = json.load(f)
         c = cls(state, s["count"], s["loopback"], s["cpus"], s["grace"], s["user_signal"])
-        c.ctld_port, c.made_cgroups, c.started = s["ctld_port"], s["made_cgroups"], True
+        c.ctld_port, c.made_cgroups, c.first_job_id, c.started = s["ctld_port"], s["made_cgroups"], s["first_job_id"], True
         if "net" in s:
             n = s["net"]
             c.net = test_nodes.Cluster(c.state, c.count)
@@ -374,8 +378,8 @@ class LocalSlurm:
         reap(daemons + stray)
         if self.net:
             problems += self.net.down()
-        for top in self.made_cgroups:
-            problems += remove_cgroup_tree(top)
+        for top in (f"{FREEZER}/slurm_{n}" for n in self.nodes):
+            problems += remove_cgroups(top, lambda j: self.first_job_id <= j < self.first_job_id + JOB_IDS, top in self.made_cgroups)
         self.started = False
         try:
             os.unlink(self.path("cluster.json"))
@@ -393,16 +397,26 @@ def reap(pids):
             pass
 
 
-def remove_cgroup_tree(top):
-    """Removes the (empty) cgroups below and at top, deepest first."""
+def remove_cgroups(top, ours, made_top):
+    """Removes what is left of this cluster's jobs' cgroups below top
+    (slurm_nK/uid_U/job_J/...: ours(J) says which jobs are this cluster's),
+    deepest first; then the levels above them, if this cluster made top and
+    no other cluster's jobs (same node names) use them."""
     if not os.path.isdir(top):
         return []
     problems = []
-    for root, dirs, _ in sorted(os.walk(top), key=lambda x: -x[0].count("/")):
-        try:
-            os.rmdir(root)
-        except OSError as e:
-            problems.append(f"cannot remove cgroup {root}: {e.strerror}")
+    for root, _, _ in sorted(os.walk(top), key=lambda x: -x[0].count("/")):
+        m = re.search(r"/job_(\d+)(/|$)", root[len(top):])
+        if m and ours(int(m.group(1))):
+            try:
+                os.rmdir(root)
+            except OSError as e:
+                problems.append(f"cannot remove cgroup {root}: {e.strerror}")
+        elif not m and made_top:
+            try:
+                os.rmdir(root)
+            except OSError:
+                pass  # another cluster's jobs are in it
     return problems
 
 
