@@ -44,6 +44,20 @@ UniqueFd make_memfd(const char* name, uint64_t size) {
     return fd;
 }
 
+// Waits for the proxy to end (killed, or told to exit).
+void reap(pid_t pid) {
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+}
+
+// One read of what the link has, appended to `into`; returns read's result.
+ssize_t read_into(int fd, std::string& into) {
+    char buf[4096];
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) into.append(buf, static_cast<size_t>(n));
+    return n;
+}
+
 }  // namespace
 
 bool want_mpi(const std::string& mode) {
@@ -97,8 +111,7 @@ std::unique_ptr<MpiLink> MpiLink::start(bool restarting) {
 MpiLink::~MpiLink() {
     if (pid_ > 0) {
         kill(pid_, SIGKILL);
-        while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-        }
+        reap(pid_);
     }
 }
 
@@ -132,11 +145,9 @@ void MpiLink::parse_lines() {
 }
 
 std::vector<std::pair<std::string, std::map<std::string, std::string>>> MpiLink::receive(bool& alive) {
-    alive = true;
-    char buf[4096];
-    const ssize_t n = read(link_.get(), buf, sizeof buf);
-    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) alive = false;
-    if (n > 0) in_.append(buf, static_cast<size_t>(n));
+    const ssize_t n = read_into(link_.get(), in_);
+    // Lost at its end, or on an error other than an interruption or no data yet.
+    alive = n > 0 || (n < 0 && (errno == EINTR || errno == EAGAIN));
     parse_lines();
     return std::exchange(pending_, {});
 }
@@ -156,10 +167,7 @@ std::map<std::string, std::string> MpiLink::wait_for(const std::string& verb, st
         if (left <= 0) fail("the MPI proxy did not answer " + verb + " within " + std::to_string(timeout.count()) + " s");
         pollfd p{link_.get(), POLLIN, 0};
         if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-        char buf[4096];
-        const ssize_t n = read(link_.get(), buf, sizeof buf);
-        if (n == 0) fail("the MPI proxy died");
-        if (n > 0) in_.append(buf, static_cast<size_t>(n));
+        if (read_into(link_.get(), in_) == 0) fail("the MPI proxy died");
         parse_lines();
     }
 }
@@ -214,8 +222,7 @@ void MpiLink::end(bool finalize) {
         send("EXIT", {{"finalize", finalize ? "1" : "0"}});
     } catch (const std::exception&) {
     }
-    while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-    }
+    reap(pid_);
     pid_ = -1;
 }
 

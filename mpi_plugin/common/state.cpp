@@ -9,30 +9,73 @@ namespace {
 
 constexpr uint32_t kMagic = 0x5453504d;  // "MPST"
 constexpr uint64_t kMaxCount = 1ull << 32;
+// The parts of the state, as Reader's errors name them.
+constexpr const char* kLog = "the creation log";
+constexpr const char* kDrained = "the drained messages";
 
+// The state is written and read by one description of its layout
+// (transfer_state), so that the two directions cannot drift apart. Writer
+// and Reader each give it the same three verbs: fields (fixed-size values in
+// their order), array (a count, then trivially copyable items as they lie in
+// memory) and records (a count, then each record as `each` lays it out). The
+// `what` of each verb names the part, for Reader's errors.
 class Writer {
 public:
+    template <class... T>
+    void fields(const char*, const T&... values) {
+        (put(values), ...);
+    }
+    template <class T>
+    void array(const char*, const std::vector<T>& v) {
+        static_assert(std::is_trivially_copyable_v<T>);
+        put<uint64_t>(v.size());
+        const auto* p = reinterpret_cast<const uint8_t*>(v.data());
+        out_.insert(out_.end(), p, p + v.size() * sizeof(T));
+    }
+    template <class T, class Each>
+    void records(const char*, const std::vector<T>& v, Each each) {
+        put<uint64_t>(v.size());
+        for (const T& record : v) each(record);
+    }
+    std::vector<uint8_t> take() { return std::move(out_); }
+
+private:
     template <class T>
     void put(const T& v) {
         static_assert(std::is_trivially_copyable_v<T>);
         const auto* p = reinterpret_cast<const uint8_t*>(&v);
         out_.insert(out_.end(), p, p + sizeof v);
     }
-    template <class T>
-    void put_vector(const std::vector<T>& v) {
-        put<uint64_t>(v.size());
-        const auto* p = reinterpret_cast<const uint8_t*>(v.data());
-        out_.insert(out_.end(), p, p + v.size() * sizeof(T));
-    }
-    std::vector<uint8_t> take() { return std::move(out_); }
 
-private:
     std::vector<uint8_t> out_;
 };
 
+// Never reads out of bounds: every count is checked against what is left.
 class Reader {
 public:
     explicit Reader(std::span<const uint8_t> in) : in_(in) {}
+    template <class... T>
+    void fields(const char* what, T&... values) {
+        ((values = get<T>(what)), ...);
+    }
+    template <class T>
+    void array(const char* what, std::vector<T>& v) {
+        static_assert(std::is_trivially_copyable_v<T>);
+        const uint64_t n = count(what);
+        if ((in_.size() - pos_) / sizeof(T) < n) throw StateError(std::string("the MPI state ends inside ") + what);
+        v.resize(n);
+        if (n) memcpy(v.data(), in_.data() + pos_, n * sizeof(T));
+        pos_ += n * sizeof(T);
+    }
+    template <class T, class Each>
+    void records(const char* what, std::vector<T>& v, Each each) {
+        const uint64_t n = count(what);
+        for (uint64_t i = 0; i < n; ++i) {
+            T record;
+            each(record);
+            v.push_back(std::move(record));
+        }
+    }
     template <class T>
     T get(const char* what) {
         T v;
@@ -41,60 +84,43 @@ public:
         pos_ += sizeof v;
         return v;
     }
+    bool at_end() const { return pos_ == in_.size(); }
+
+private:
     uint64_t count(const char* what) {
         const auto n = get<uint64_t>(what);
         if (n > kMaxCount) throw StateError(std::string("the MPI state has an impossible count of ") + what);
         return n;
     }
-    template <class T>
-    std::vector<T> get_vector(const char* what) {
-        const uint64_t n = count(what);
-        if ((in_.size() - pos_) / sizeof(T) < n) throw StateError(std::string("the MPI state ends inside ") + what);
-        std::vector<T> v(n);
-        if (n) memcpy(v.data(), in_.data() + pos_, n * sizeof(T));
-        pos_ += n * sizeof(T);
-        return v;
-    }
-    bool at_end() const { return pos_ == in_.size(); }
 
-private:
     std::span<const uint8_t> in_;
     size_t pos_ = 0;
 };
+
+// The state after its magic number and version, for both directions:
+// Io is Writer (State a const ProxyState) or Reader (State a ProxyState).
+template <class Io, class State>
+void transfer_state(Io& io, State& s) {
+    io.fields("the header", s.world_rank, s.world_size, s.shim_pid, s.shim_fd, s.finalized, s.next_internal_id, s.next_seq, s.next_log_seq);
+    io.records(kLog, s.log, [&io](auto& e) {
+        io.fields(kLog, e.seq, e.kind, e.call, e.id);
+        io.array(kLog, e.args);
+        io.records(kLog, e.arrays, [&io](auto& a) { io.array(kLog, a); });
+    });
+    io.records(kDrained, s.drained, [&io](auto& m) {
+        io.fields(kDrained, m.comm, m.source, m.tag);
+        io.array(kDrained, m.data);
+    });
+    io.array("the pending requests", s.requests);
+    io.array("the collective counts", s.counts);
+}
 
 }  // namespace
 
 std::vector<uint8_t> encode_state(const ProxyState& s) {
     Writer w;
-    w.put(kMagic);
-    w.put(kStateVersion);
-    w.put(s.world_rank);
-    w.put(s.world_size);
-    w.put(s.shim_pid);
-    w.put(s.shim_fd);
-    w.put(s.finalized);
-    w.put(s.next_internal_id);
-    w.put(s.next_seq);
-    w.put(s.next_log_seq);
-    w.put<uint64_t>(s.log.size());
-    for (const LogEntry& e : s.log) {
-        w.put(e.seq);
-        w.put(e.kind);
-        w.put(e.call);
-        w.put(e.id);
-        w.put_vector(e.args);
-        w.put<uint64_t>(e.arrays.size());
-        for (const auto& a : e.arrays) w.put_vector(a);
-    }
-    w.put<uint64_t>(s.drained.size());
-    for (const DrainedMessage& m : s.drained) {
-        w.put(m.comm);
-        w.put(m.source);
-        w.put(m.tag);
-        w.put_vector(m.data);
-    }
-    w.put_vector(s.requests);
-    w.put_vector(s.counts);
+    w.fields("its header", kMagic, kStateVersion);
+    transfer_state(w, s);
     return w.take();
 }
 
@@ -105,37 +131,7 @@ ProxyState decode_state(std::span<const uint8_t> bytes) {
     if (version != kStateVersion) throw StateError("MPI proxy state of version " + std::to_string(version) + ", this build reads " +
                                                    std::to_string(kStateVersion));
     ProxyState s;
-    s.world_rank = r.get<int32_t>("the header");
-    s.world_size = r.get<int32_t>("the header");
-    s.shim_pid = r.get<uint32_t>("the header");
-    s.shim_fd = r.get<int32_t>("the header");
-    s.finalized = r.get<uint32_t>("the header");
-    s.next_internal_id = r.get<uint64_t>("the header");
-    s.next_seq = r.get<uint64_t>("the header");
-    s.next_log_seq = r.get<uint64_t>("the header");
-    const uint64_t nlog = r.count("the creation log");
-    for (uint64_t i = 0; i < nlog; ++i) {
-        LogEntry e;
-        e.seq = r.get<uint64_t>("the creation log");
-        e.kind = r.get<uint32_t>("the creation log");
-        e.call = r.get<uint32_t>("the creation log");
-        e.id = r.get<uint64_t>("the creation log");
-        e.args = r.get_vector<int64_t>("the creation log");
-        const uint64_t na = r.count("the creation log");
-        for (uint64_t k = 0; k < na; ++k) e.arrays.push_back(r.get_vector<int64_t>("the creation log"));
-        s.log.push_back(std::move(e));
-    }
-    const uint64_t nmsg = r.count("the drained messages");
-    for (uint64_t i = 0; i < nmsg; ++i) {
-        DrainedMessage m;
-        m.comm = r.get<uint64_t>("the drained messages");
-        m.source = r.get<int32_t>("the drained messages");
-        m.tag = r.get<int32_t>("the drained messages");
-        m.data = r.get_vector<uint8_t>("the drained messages");
-        s.drained.push_back(std::move(m));
-    }
-    s.requests = r.get_vector<PendingRequest>("the pending requests");
-    s.counts = r.get_vector<CommCount>("the collective counts");
+    transfer_state(r, s);
     if (!r.at_end()) throw StateError("the MPI state has bytes after its end");
     return s;
 }

@@ -13,7 +13,6 @@ using namespace ckpt::mpi::shim;
 
 namespace {
 
-
 // One collective call being put together.
 class Coll {
 public:
@@ -147,12 +146,6 @@ private:
     bool has_layout_out_ = false;
 };
 
-int check(MPI_Comm comm, const char* fn) {
-    require_init(fn);
-    if (!valid_comm(comm)) return MPI_ERR_COMM;
-    return MPI_SUCCESS;
-}
-
 MPI_Aint extent_of(MPI_Datatype t) { return static_cast<MPI_Aint>(type_data(t).map.extent()); }
 
 unsigned char* elem(void* buf, MPI_Datatype t, int64_t index) { return static_cast<unsigned char*>(buf) + index * extent_of(t); }
@@ -160,16 +153,36 @@ const unsigned char* elem(const void* buf, MPI_Datatype t, int64_t index) {
     return static_cast<const unsigned char*>(buf) + index * extent_of(t);
 }
 
+// One block per rank, packed back to back in channel memory: the sizes and
+// offsets the proxy is given as the counts and displacements (in bytes).
+struct PackedBlocks {
+    std::vector<int64_t> bytes, offsets;
+    uint64_t total = 0;
+};
+
+// `bytes_of(i)`: the packed size of rank i's block.
+template <class BytesOf>
+PackedBlocks pack_blocks(int n, BytesOf bytes_of) {
+    PackedBlocks b;
+    for (int i = 0; i < n; ++i) {
+        const uint64_t bytes = bytes_of(i);
+        b.bytes.push_back(static_cast<int64_t>(bytes));
+        b.offsets.push_back(static_cast<int64_t>(b.total));
+        b.total += bytes;
+    }
+    return b;
+}
+
 // ---- the collectives, each with its nonblocking twin (request != null) -------------------
 
 int barrier(MPI_Comm comm, MPI_Request* r, const char* fn) {
-    if (int e = check(comm, fn)) return handle_error(comm, e, fn);
+    if (int e = comm_call_error(comm, fn)) return e;
     Coll c(ckpt::mpi::Coll::Barrier, comm, r, fn);
     return c.run();
 }
 
 int bcast(void* buf, int count, MPI_Datatype t, int root, MPI_Comm comm, MPI_Request* r, const char* fn) {
-    if (int e = check(comm, fn)) return handle_error(comm, e, fn);
+    if (int e = comm_call_error(comm, fn)) return e;
     Coll c(ckpt::mpi::Coll::Bcast, comm, r, fn);
     c.set(kCRoot, root);
     if (c.rank() == root) {
@@ -184,7 +197,7 @@ int bcast(void* buf, int count, MPI_Datatype t, int root, MPI_Comm comm, MPI_Req
 
 int reduce_like(ckpt::mpi::Coll kind, const void* sendbuf, void* recvbuf, int count, MPI_Datatype t, MPI_Op op, int root,
                 MPI_Comm comm, MPI_Request* r, const char* fn) {
-    if (int e = check(comm, fn)) return handle_error(comm, e, fn);
+    if (int e = comm_call_error(comm, fn)) return e;
     if (!valid_type(t)) return handle_error(comm, MPI_ERR_TYPE, fn);
     Coll c(kind, comm, r, fn);
     c.set(kCRoot, root);
@@ -208,7 +221,7 @@ int reduce_like(ckpt::mpi::Coll kind, const void* sendbuf, void* recvbuf, int co
 
 int reduce_scatter(const void* sendbuf, void* recvbuf, const int* recvcounts, int blockcount, MPI_Datatype t, MPI_Op op, MPI_Comm comm,
                    MPI_Request* r, const char* fn) {
-    if (int e = check(comm, fn)) return handle_error(comm, e, fn);
+    if (int e = comm_call_error(comm, fn)) return e;
     const bool block = recvcounts == nullptr;
     Coll c(block ? ckpt::mpi::Coll::ReduceScatterBlock : ckpt::mpi::Coll::ReduceScatter, comm, r, fn);
     const int n = c.size();
@@ -235,7 +248,7 @@ int reduce_scatter(const void* sendbuf, void* recvbuf, const int* recvcounts, in
 // Gather and Allgather (all = every rank receives), regular or v.
 int gather_like(bool all, const void* sendbuf, int scount, MPI_Datatype stype, void* recvbuf, int rcount, const int* rcounts,
                 const int* displs, MPI_Datatype rtype, int root, MPI_Comm comm, MPI_Request* r, const char* fn) {
-    if (int e = check(comm, fn)) return handle_error(comm, e, fn);
+    if (int e = comm_call_error(comm, fn)) return e;
     const bool v = rcounts != nullptr;
     Coll c(all ? (v ? ckpt::mpi::Coll::Allgatherv : ckpt::mpi::Coll::Allgather) : (v ? ckpt::mpi::Coll::Gatherv : ckpt::mpi::Coll::Gather),
            comm, r, fn);
@@ -250,27 +263,23 @@ int gather_like(bool all, const void* sendbuf, int scount, MPI_Datatype stype, v
         c.send_packed(sendbuf, scount, stype);
     }
     if (receives) {
-        std::vector<int64_t> bytes(static_cast<size_t>(n)), offs(static_cast<size_t>(n));
-        uint64_t total = 0;
-        for (int i = 0; i < n; ++i) {
-            bytes[static_cast<size_t>(i)] = static_cast<int64_t>(packed_bytes(rtype, count_of(i)));
-            offs[static_cast<size_t>(i)] = static_cast<int64_t>(total);
-            total += static_cast<uint64_t>(bytes[static_cast<size_t>(i)]);
-        }
-        const uint64_t off = c.space(total);
+        const PackedBlocks recv_blocks = pack_blocks(n, [&](int i) { return packed_bytes(rtype, count_of(i)); });
+        const uint64_t off = c.space(recv_blocks.total);
         c.set(kCRecvOff, static_cast<int64_t>(off));
-        c.set(kCRecvBytes, static_cast<int64_t>(total));
-        c.set(kCRecvCounts, static_cast<int64_t>(c.array(bytes)));
-        c.set(kCRecvDispls, static_cast<int64_t>(c.array(offs)));
-        for (int i = 0; i < n; ++i)
-            c.output_piece(elem(recvbuf, rtype, displ_of(i)), count_of(i), rtype, off + static_cast<uint64_t>(offs[static_cast<size_t>(i)]));
+        c.set(kCRecvBytes, static_cast<int64_t>(recv_blocks.total));
+        c.set(kCRecvCounts, static_cast<int64_t>(c.array(recv_blocks.bytes)));
+        c.set(kCRecvDispls, static_cast<int64_t>(c.array(recv_blocks.offsets)));
+        for (int i = 0; i < n; ++i) {
+            const uint64_t block = off + static_cast<uint64_t>(recv_blocks.offsets[static_cast<size_t>(i)]);
+            c.output_piece(elem(recvbuf, rtype, displ_of(i)), count_of(i), rtype, block);
+        }
     }
     return c.run();
 }
 
 int scatter_like(const void* sendbuf, int scount, const int* scounts, const int* displs, MPI_Datatype stype, void* recvbuf, int rcount,
                  MPI_Datatype rtype, int root, MPI_Comm comm, MPI_Request* r, const char* fn) {
-    if (int e = check(comm, fn)) return handle_error(comm, e, fn);
+    if (int e = comm_call_error(comm, fn)) return e;
     const bool v = scounts != nullptr;
     Coll c(v ? ckpt::mpi::Coll::Scatterv : ckpt::mpi::Coll::Scatter, comm, r, fn);
     c.set(kCRoot, root);
@@ -278,20 +287,16 @@ int scatter_like(const void* sendbuf, int scount, const int* scounts, const int*
     auto count_of = [&](int i) -> int64_t { return v ? scounts[i] : scount; };
     auto displ_of = [&](int i) -> int64_t { return v ? displs[i] : static_cast<int64_t>(i) * scount; };
     if (me == root) {
-        std::vector<int64_t> bytes(static_cast<size_t>(n)), offs(static_cast<size_t>(n));
-        uint64_t total = 0;
+        const PackedBlocks send_blocks = pack_blocks(n, [&](int i) { return packed_bytes(stype, count_of(i)); });
+        const uint64_t off = c.space(send_blocks.total);
         for (int i = 0; i < n; ++i) {
-            bytes[static_cast<size_t>(i)] = static_cast<int64_t>(packed_bytes(stype, count_of(i)));
-            offs[static_cast<size_t>(i)] = static_cast<int64_t>(total);
-            total += static_cast<uint64_t>(bytes[static_cast<size_t>(i)]);
+            unsigned char* block = static_cast<unsigned char*>(at(off)) + send_blocks.offsets[static_cast<size_t>(i)];
+            pack_into(block, elem(sendbuf, stype, displ_of(i)), count_of(i), stype);
         }
-        const uint64_t off = c.space(total);
-        for (int i = 0; i < n; ++i)
-            pack_into(static_cast<unsigned char*>(at(off)) + offs[static_cast<size_t>(i)], elem(sendbuf, stype, displ_of(i)), count_of(i), stype);
         c.set(kCSendOff, static_cast<int64_t>(off));
-        c.set(kCSendBytes, static_cast<int64_t>(total));
-        c.set(kCSendCounts, static_cast<int64_t>(c.array(bytes)));
-        c.set(kCSendDispls, static_cast<int64_t>(c.array(offs)));
+        c.set(kCSendBytes, static_cast<int64_t>(send_blocks.total));
+        c.set(kCSendCounts, static_cast<int64_t>(c.array(send_blocks.bytes)));
+        c.set(kCSendDispls, static_cast<int64_t>(c.array(send_blocks.offsets)));
     }
     if (recvbuf == MPI_IN_PLACE) {
         c.set(kCInPlace, 1);
@@ -307,50 +312,42 @@ int scatter_like(const void* sendbuf, int scount, const int* scounts, const int*
 // Alltoall, Alltoallv and Alltoallw: per-peer blocks, packed.
 int alltoall_like(const void* sendbuf, const int* scounts, const int* sdispls, const MPI_Datatype* stypes, void* recvbuf, const int* rcounts,
                   const int* rdispls, const MPI_Datatype* rtypes, bool byte_displs, MPI_Comm comm, MPI_Request* r, const char* fn) {
-    if (int e = check(comm, fn)) return handle_error(comm, e, fn);
+    if (int e = comm_call_error(comm, fn)) return e;
     Coll c(ckpt::mpi::Coll::Alltoallv, comm, r, fn);
     const int n = c.size();
-    std::vector<int64_t> sb(static_cast<size_t>(n)), so(static_cast<size_t>(n)), rb(static_cast<size_t>(n)), ro(static_cast<size_t>(n));
     auto addr = [&](const void* base, int i, const int* displs, MPI_Datatype t) {
         return static_cast<const unsigned char*>(base) + (byte_displs ? displs[i] : displs[i] * extent_of(t));
     };
+    // In place, each rank's send block is its receive block.
     const bool in_place = sendbuf == MPI_IN_PLACE;
-    uint64_t stotal = 0, rtotal = 0;
-    for (int i = 0; i < n; ++i) {
-        const size_t k = static_cast<size_t>(i);
-        const MPI_Datatype st = in_place ? rtypes[i] : stypes[i];
-        const int scount = in_place ? rcounts[i] : scounts[i];
-        sb[k] = static_cast<int64_t>(packed_bytes(st, scount));
-        so[k] = static_cast<int64_t>(stotal);
-        stotal += static_cast<uint64_t>(sb[k]);
-        rb[k] = static_cast<int64_t>(packed_bytes(rtypes[i], rcounts[i]));
-        ro[k] = static_cast<int64_t>(rtotal);
-        rtotal += static_cast<uint64_t>(rb[k]);
-    }
-    const uint64_t soff = c.space(stotal), roff = c.space(rtotal);
+    const PackedBlocks send_blocks =
+        pack_blocks(n, [&](int i) { return in_place ? packed_bytes(rtypes[i], rcounts[i]) : packed_bytes(stypes[i], scounts[i]); });
+    const PackedBlocks recv_blocks = pack_blocks(n, [&](int i) { return packed_bytes(rtypes[i], rcounts[i]); });
+    const uint64_t soff = c.space(send_blocks.total), roff = c.space(recv_blocks.total);
     for (int i = 0; i < n; ++i) {
         const size_t k = static_cast<size_t>(i);
         if (in_place)
-            pack_into(static_cast<unsigned char*>(at(soff)) + so[k], addr(recvbuf, i, rdispls, rtypes[i]), rcounts[i], rtypes[i]);
+            pack_into(static_cast<unsigned char*>(at(soff)) + send_blocks.offsets[k], addr(recvbuf, i, rdispls, rtypes[i]), rcounts[i], rtypes[i]);
         else
-            pack_into(static_cast<unsigned char*>(at(soff)) + so[k], addr(sendbuf, i, sdispls, stypes[i]), scounts[i], stypes[i]);
-        c.output_piece(const_cast<unsigned char*>(addr(recvbuf, i, rdispls, rtypes[i])), rcounts[i], rtypes[i], roff + static_cast<uint64_t>(ro[k]));
+            pack_into(static_cast<unsigned char*>(at(soff)) + send_blocks.offsets[k], addr(sendbuf, i, sdispls, stypes[i]), scounts[i], stypes[i]);
+        c.output_piece(const_cast<unsigned char*>(addr(recvbuf, i, rdispls, rtypes[i])), rcounts[i], rtypes[i],
+                       roff + static_cast<uint64_t>(recv_blocks.offsets[k]));
     }
     c.set(kCSendOff, static_cast<int64_t>(soff));
-    c.set(kCSendBytes, static_cast<int64_t>(stotal));
+    c.set(kCSendBytes, static_cast<int64_t>(send_blocks.total));
     c.set(kCRecvOff, static_cast<int64_t>(roff));
-    c.set(kCRecvBytes, static_cast<int64_t>(rtotal));
-    c.set(kCSendCounts, static_cast<int64_t>(c.array(sb)));
-    c.set(kCSendDispls, static_cast<int64_t>(c.array(so)));
-    c.set(kCRecvCounts, static_cast<int64_t>(c.array(rb)));
-    c.set(kCRecvDispls, static_cast<int64_t>(c.array(ro)));
+    c.set(kCRecvBytes, static_cast<int64_t>(recv_blocks.total));
+    c.set(kCSendCounts, static_cast<int64_t>(c.array(send_blocks.bytes)));
+    c.set(kCSendDispls, static_cast<int64_t>(c.array(send_blocks.offsets)));
+    c.set(kCRecvCounts, static_cast<int64_t>(c.array(recv_blocks.bytes)));
+    c.set(kCRecvDispls, static_cast<int64_t>(c.array(recv_blocks.offsets)));
     return c.run();
 }
 
 // Regular alltoall as alltoallv.
 int alltoall(const void* sendbuf, int scount, MPI_Datatype stype, void* recvbuf, int rcount, MPI_Datatype rtype, MPI_Comm comm, MPI_Request* r,
              const char* fn) {
-    if (int e = check(comm, fn)) return handle_error(comm, e, fn);
+    if (int e = comm_call_error(comm, fn)) return e;
     const int n = comm->d->size;
     std::vector<int> sc(static_cast<size_t>(n), scount), sd(static_cast<size_t>(n)), rc(static_cast<size_t>(n), rcount), rd(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
@@ -368,7 +365,7 @@ int alltoall(const void* sendbuf, int scount, MPI_Datatype stype, void* recvbuf,
 
 int alltoallv(const void* sendbuf, const int* scounts, const int* sdispls, MPI_Datatype stype, void* recvbuf, const int* rcounts,
               const int* rdispls, MPI_Datatype rtype, MPI_Comm comm, MPI_Request* r, const char* fn) {
-    if (int e = check(comm, fn)) return handle_error(comm, e, fn);
+    if (int e = comm_call_error(comm, fn)) return e;
     const int n = comm->d->size;
     std::vector<MPI_Datatype> st(static_cast<size_t>(n), stype), rt(static_cast<size_t>(n), rtype);
     return alltoall_like(sendbuf, scounts, sdispls, st.data(), recvbuf, rcounts, rdispls, rt.data(), false, comm, r, fn);

@@ -12,60 +12,35 @@ using namespace ckpt::mpi::shim;
 
 namespace {
 
-int check(MPI_Comm comm, const char* fn) {
-    require_init(fn);
-    return valid_comm(comm) ? MPI_SUCCESS : MPI_ERR_COMM;
-}
-
-uint64_t put_ints(CallFrame& c, const int* v, int n) {
-    std::vector<int64_t> w(static_cast<size_t>(std::max(n, 0)));
-    for (int i = 0; i < n; ++i) w[static_cast<size_t>(i)] = v ? v[i] : 0;
-    return c.put(w.data(), w.size() * sizeof(int64_t));
-}
-
 // Copies attributes to a new communicator through their copy callbacks.
 void copy_attributes(MPI_Comm from, MPI_Comm to) {
-    Shim& s = S();
     for (const auto& [key, value] : from->d->attrs) {
-        MPI_Comm_copy_attr_function* fn = nullptr;
-        void* extra = nullptr;
-        {
-            std::lock_guard lock(s.keyval_mu);
-            auto it = s.keyvals.find(key);
-            if (it == s.keyvals.end()) continue;
-            fn = it->second->comm_copy;
-            extra = it->second->extra;
-        }
-        if (!fn || fn == MPI_COMM_NULL_COPY_FN) continue;
+        const std::optional<Keyval> k = find_keyval(key);
+        if (!k || !k->comm_copy || k->comm_copy == MPI_COMM_NULL_COPY_FN) continue;
         void* out = nullptr;
         int flag = 0;
-        fn(from, key, extra, value, &out, &flag);
+        k->comm_copy(from, key, k->extra, value, &out, &flag);
         if (flag) to->d->attrs[key] = out;
     }
 }
 
+// Runs the delete callback of an attribute that has left the communicator.
+void attribute_deleted(MPI_Comm comm, int key, void* value) {
+    const std::optional<Keyval> k = find_keyval(key);
+    if (k && k->comm_delete && k->comm_delete != MPI_COMM_NULL_DELETE_FN) k->comm_delete(comm, key, value, k->extra);
+}
+
 void delete_attributes(MPI_Comm comm) {
-    Shim& s = S();
-    auto attrs = comm->d->attrs;
-    for (const auto& [key, value] : attrs) {
-        MPI_Comm_delete_attr_function* fn = nullptr;
-        void* extra = nullptr;
-        {
-            std::lock_guard lock(s.keyval_mu);
-            auto it = s.keyvals.find(key);
-            if (it == s.keyvals.end()) continue;
-            fn = it->second->comm_delete;
-            extra = it->second->extra;
-        }
-        if (fn && fn != MPI_COMM_NULL_DELETE_FN) fn(comm, key, value, extra);
-    }
+    // A copy: a callback may set or delete attributes of the communicator.
+    const AttrMap attrs = comm->d->attrs;
+    for (const auto& [key, value] : attrs) attribute_deleted(comm, key, value);
     comm->d->attrs.clear();
 }
 
 // Runs a communicator constructor at the proxy; `args` follow the ctor's
 // header. Sets *out to the new communicator or MPI_COMM_NULL.
 int create_comm(CommCtor ctor, MPI_Comm parent, const std::vector<int64_t>& args, MPI_Comm* out, const char* fn, CallFrame* prepared = nullptr) {
-    if (int e = check(parent, fn)) return handle_error(parent, e, fn);
+    if (int e = comm_call_error(parent, fn)) return e;
     const uint64_t id = new_id();
     CallFrame local(Call::CommCreate);
     CallFrame& c = prepared ? *prepared : local;
@@ -94,10 +69,14 @@ MPI_Group make_group(uint64_t id, int size, int rank) {
     return g;
 }
 
-int create_group(GroupCtor ctor, uint64_t a, uint64_t b, const std::vector<int64_t>& extra, MPI_Group* out, const char* fn) {
+// Runs a group constructor at the proxy on groups (or a communicator) a and
+// b; `extra` follows them. `prepared`: a frame with arrays already put.
+int create_group(GroupCtor ctor, uint64_t a, uint64_t b, const std::vector<int64_t>& extra, MPI_Group* out, const char* fn,
+                 CallFrame* prepared = nullptr) {
     require_init(fn);
     const uint64_t id = new_id();
-    CallFrame c(Call::GroupCreate);
+    CallFrame local(Call::GroupCreate);
+    CallFrame& c = prepared ? *prepared : local;
     c.arg(static_cast<int64_t>(ctor)).arg(static_cast<int64_t>(id)).arg(static_cast<int64_t>(a)).arg(static_cast<int64_t>(b));
     for (int64_t x : extra) c.arg(x);
     const int rc = c.run();
@@ -110,9 +89,14 @@ int create_group(GroupCtor ctor, uint64_t a, uint64_t b, const std::vector<int64
     return MPI_SUCCESS;
 }
 
+// Copies n of the proxy's int64 answers into an int array of the caller's.
+void copy_ints(const int64_t* words, int n, int* to) {
+    for (int i = 0; i < n; ++i) to[i] = static_cast<int>(words[i]);
+}
+
 // A query of a real communicator; results land in `out` (int64 words).
 int comm_query(CommQ q, MPI_Comm comm, const std::vector<int64_t>& args, std::vector<int64_t>& out, size_t nout, const char* fn) {
-    if (int e = check(comm, fn)) return handle_error(comm, e, fn);
+    if (int e = comm_call_error(comm, fn)) return e;
     CallFrame c(Call::CommQuery);
     const uint64_t res = c.space(std::max<size_t>(nout, 1) * sizeof(int64_t));
     c.arg(static_cast<int64_t>(q)).arg(static_cast<int64_t>(comm->id)).arg(static_cast<int64_t>(res));
@@ -122,18 +106,72 @@ int comm_query(CommQ q, MPI_Comm comm, const std::vector<int64_t>& args, std::ve
     return handle_error(comm, rc, fn);
 }
 
+// A query whose n answers are the ints the MPI function gives back in `to`.
+int query_ints(CommQ q, MPI_Comm comm, const std::vector<int64_t>& args, int n, int* to, const char* fn) {
+    std::vector<int64_t> out;
+    const int rc = comm_query(q, comm, args, out, static_cast<size_t>(std::max(n, 0)), fn);
+    copy_ints(out.data(), static_cast<int>(out.size()), to);  // none when the query was refused
+    return rc;
+}
+
+// What the predefined copy callbacks do: nothing, or copy the value itself.
+int copy_nothing(int* flag) {
+    *flag = 0;
+    return MPI_SUCCESS;
+}
+int copy_value(void* in, void* out, int* flag) {
+    *static_cast<void**>(out) = in;
+    *flag = 1;
+    return MPI_SUCCESS;
+}
+
 }  // namespace
+
+// ---- keyvals and attributes of every kind of object ------------------------------------
+namespace ckpt::mpi::shim {
+
+int create_keyval(const Keyval& k, int* keyval) {
+    Shim& s = S();
+    std::lock_guard lock(s.keyval_mu);
+    *keyval = s.next_keyval++;
+    s.keyvals[*keyval] = std::make_unique<Keyval>(k);
+    return MPI_SUCCESS;
+}
+
+int free_keyval(int* keyval) {
+    Shim& s = S();
+    std::lock_guard lock(s.keyval_mu);
+    s.keyvals.erase(*keyval);
+    *keyval = MPI_KEYVAL_INVALID;
+    return MPI_SUCCESS;
+}
+
+std::optional<Keyval> find_keyval(int keyval) {
+    Shim& s = S();
+    std::lock_guard lock(s.keyval_mu);
+    auto it = s.keyvals.find(keyval);
+    if (it == s.keyvals.end()) return std::nullopt;
+    return *it->second;
+}
+
+void get_attr(const AttrMap& attrs, int keyval, void* value, int* flag) {
+    auto it = attrs.find(keyval);
+    *flag = it != attrs.end();
+    if (*flag) *static_cast<void**>(value) = it->second;
+}
+
+}  // namespace ckpt::mpi::shim
 
 extern "C" {
 
 int PMPI_Comm_rank(MPI_Comm comm, int* rank) {
-    if (int e = check(comm, "MPI_Comm_rank")) return handle_error(comm, e, "MPI_Comm_rank");
+    if (int e = comm_call_error(comm, "MPI_Comm_rank")) return e;
     *rank = comm->d->rank;
     return MPI_SUCCESS;
 }
 
 int PMPI_Comm_size(MPI_Comm comm, int* size) {
-    if (int e = check(comm, "MPI_Comm_size")) return handle_error(comm, e, "MPI_Comm_size");
+    if (int e = comm_call_error(comm, "MPI_Comm_size")) return e;
     *size = comm->d->size;
     return MPI_SUCCESS;
 }
@@ -189,19 +227,19 @@ int PMPI_Comm_compare(MPI_Comm a, MPI_Comm b, int* result) {
 }
 
 int PMPI_Comm_test_inter(MPI_Comm comm, int* flag) {
-    if (int e = check(comm, "MPI_Comm_test_inter")) return handle_error(comm, e, "MPI_Comm_test_inter");
+    if (int e = comm_call_error(comm, "MPI_Comm_test_inter")) return e;
     *flag = comm->d->inter;
     return MPI_SUCCESS;
 }
 
 int PMPI_Comm_set_name(MPI_Comm comm, const char* name) {
-    if (int e = check(comm, "MPI_Comm_set_name")) return handle_error(comm, e, "MPI_Comm_set_name");
+    if (int e = comm_call_error(comm, "MPI_Comm_set_name")) return e;
     comm->d->name = std::string(name).substr(0, MPI_MAX_OBJECT_NAME - 1);
     return MPI_SUCCESS;
 }
 
 int PMPI_Comm_get_name(MPI_Comm comm, char* name, int* len) {
-    if (int e = check(comm, "MPI_Comm_get_name")) return handle_error(comm, e, "MPI_Comm_get_name");
+    if (int e = comm_call_error(comm, "MPI_Comm_get_name")) return e;
     snprintf(name, MPI_MAX_OBJECT_NAME, "%s", comm->d->name.c_str());
     *len = static_cast<int>(strlen(name));
     return MPI_SUCCESS;
@@ -209,7 +247,7 @@ int PMPI_Comm_get_name(MPI_Comm comm, char* name, int* len) {
 
 // ---- groups -------------------------------------------------------------------------
 int PMPI_Comm_group(MPI_Comm comm, MPI_Group* group) {
-    if (int e = check(comm, "MPI_Comm_group")) return handle_error(comm, e, "MPI_Comm_group");
+    if (int e = comm_call_error(comm, "MPI_Comm_group")) return e;
     return create_group(GroupCtor::OfComm, comm->id, 0, {}, group, "MPI_Comm_group");
 }
 
@@ -239,22 +277,12 @@ int PMPI_Group_free(MPI_Group* g) {
 }
 
 namespace {
+// A group of g's ranks chosen by a list of n ints (ranks or rank ranges).
 int group_ranks(GroupCtor ctor, MPI_Group g, int n, const int* ranks, MPI_Group* out, const char* fn) {
-    require_init(fn);
-    std::vector<int64_t> w(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) w[static_cast<size_t>(i)] = ranks[i];
-    const uint64_t id = new_id();
+    require_init(fn);  // before the frame takes a slot of the channel
     CallFrame c(Call::GroupCreate);
-    const uint64_t off = c.put(w.data(), w.size() * sizeof(int64_t));
-    c.arg(static_cast<int64_t>(ctor)).arg(static_cast<int64_t>(id)).arg(static_cast<int64_t>(g->id)).arg(0).arg(n).arg(static_cast<int64_t>(off));
-    const int rc = c.run();
-    if (rc != MPI_SUCCESS) return rc;
-    if (c.result(3)) {
-        *out = MPI_GROUP_EMPTY;
-        return MPI_SUCCESS;
-    }
-    *out = make_group(id, static_cast<int>(c.result(1)), static_cast<int>(c.result(2)));
-    return MPI_SUCCESS;
+    const uint64_t off = put_words(c, ranks, n);
+    return create_group(ctor, g->id, 0, {n, static_cast<int64_t>(off)}, out, fn, &c);
 }
 }  // namespace
 
@@ -277,14 +305,12 @@ int PMPI_Group_difference(MPI_Group a, MPI_Group b, MPI_Group* out) {
 int PMPI_Group_translate_ranks(MPI_Group a, int n, const int* ranks1, MPI_Group b, int* ranks2) {
     require_init("MPI_Group_translate_ranks");
     CallFrame c(Call::GroupQuery);
-    std::vector<int64_t> w(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) w[static_cast<size_t>(i)] = ranks1[i];
-    const uint64_t in = c.put(w.data(), w.size() * sizeof(int64_t));
-    const uint64_t out = c.space(w.size() * sizeof(int64_t));
+    const uint64_t in = put_words(c, ranks1, n);
+    const uint64_t out = c.space(static_cast<uint64_t>(std::max(n, 0)) * sizeof(int64_t));
     c.arg(static_cast<int64_t>(GroupQ::Translate)).arg(static_cast<int64_t>(a->id)).arg(static_cast<int64_t>(b->id)).arg(n);
     c.arg(static_cast<int64_t>(in)).arg(static_cast<int64_t>(out));
     const int rc = c.run();
-    for (int i = 0; i < n; ++i) ranks2[i] = static_cast<int>(static_cast<const int64_t*>(at(out))[i]);
+    copy_ints(static_cast<const int64_t*>(at(out)), n, ranks2);
     return rc;
 }
 
@@ -300,7 +326,7 @@ int PMPI_Group_compare(MPI_Group a, MPI_Group b, int* result) {
 // ---- topologies -------------------------------------------------------------------------
 int PMPI_Cart_create(MPI_Comm comm, int ndims, const int dims[], const int periods[], int reorder, MPI_Comm* out) {
     CallFrame c(Call::CommCreate);
-    const uint64_t d = put_ints(c, dims, ndims), p = put_ints(c, periods, ndims);
+    const uint64_t d = put_words(c, dims, ndims), p = put_words(c, periods, ndims);
     return create_comm(CommCtor::CartCreate, comm, {ndims, static_cast<int64_t>(d), static_cast<int64_t>(p), reorder}, out, "MPI_Cart_create",
                        &c);
 }
@@ -309,14 +335,14 @@ int PMPI_Cart_sub(MPI_Comm comm, const int remain[], MPI_Comm* out) {
     std::vector<int64_t> dim;
     if (int rc = comm_query(CommQ::Cartdim, comm, {}, dim, 1, "MPI_Cart_sub")) return rc;
     CallFrame c(Call::CommCreate);
-    const uint64_t r = put_ints(c, remain, static_cast<int>(dim[0]));
+    const uint64_t r = put_words(c, remain, static_cast<int>(dim[0]));
     return create_comm(CommCtor::CartSub, comm, {static_cast<int64_t>(r)}, out, "MPI_Cart_sub", &c);
 }
 
 int PMPI_Graph_create(MPI_Comm comm, int nnodes, const int index[], const int edges[], int reorder, MPI_Comm* out) {
     CallFrame c(Call::CommCreate);
     const int nedges = nnodes > 0 ? index[nnodes - 1] : 0;
-    const uint64_t i = put_ints(c, index, nnodes), e = put_ints(c, edges, nedges);
+    const uint64_t i = put_words(c, index, nnodes), e = put_words(c, edges, nedges);
     return create_comm(CommCtor::GraphCreate, comm, {nnodes, static_cast<int64_t>(i), nedges, static_cast<int64_t>(e), reorder}, out,
                        "MPI_Graph_create", &c);
 }
@@ -325,8 +351,8 @@ int PMPI_Dist_graph_create_adjacent(MPI_Comm comm, int indegree, const int sourc
                                     const int destinations[], const int destweights[], MPI_Info, int reorder, MPI_Comm* out) {
     CallFrame c(Call::CommCreate);
     const bool unweighted = sourceweights == MPI_UNWEIGHTED || destweights == MPI_UNWEIGHTED;
-    const uint64_t s = put_ints(c, sources, indegree), d = put_ints(c, destinations, outdegree);
-    const uint64_t sw = put_ints(c, unweighted ? nullptr : sourceweights, indegree), dw = put_ints(c, unweighted ? nullptr : destweights, outdegree);
+    const uint64_t s = put_words(c, sources, indegree), d = put_words(c, destinations, outdegree);
+    const uint64_t sw = put_words(c, unweighted ? nullptr : sourceweights, indegree), dw = put_words(c, unweighted ? nullptr : destweights, outdegree);
     return create_comm(CommCtor::DistGraphAdjacent, comm,
                        {indegree, static_cast<int64_t>(s), static_cast<int64_t>(sw), outdegree, static_cast<int64_t>(d), static_cast<int64_t>(dw),
                         unweighted ? 1 : 0, reorder},
@@ -334,34 +360,24 @@ int PMPI_Dist_graph_create_adjacent(MPI_Comm comm, int indegree, const int sourc
 }
 
 int PMPI_Topo_test(MPI_Comm comm, int* status) {
-    if (int e = check(comm, "MPI_Topo_test")) return handle_error(comm, e, "MPI_Topo_test");
+    if (int e = comm_call_error(comm, "MPI_Topo_test")) return e;
     *status = comm->d->topo;
     return MPI_SUCCESS;
 }
 
-int PMPI_Cartdim_get(MPI_Comm comm, int* ndims) {
-    std::vector<int64_t> out;
-    const int rc = comm_query(CommQ::Cartdim, comm, {}, out, 1, "MPI_Cartdim_get");
-    *ndims = static_cast<int>(out[0]);
-    return rc;
-}
+int PMPI_Cartdim_get(MPI_Comm comm, int* ndims) { return query_ints(CommQ::Cartdim, comm, {}, 1, ndims, "MPI_Cartdim_get"); }
 
 int PMPI_Cart_get(MPI_Comm comm, int maxdims, int dims[], int periods[], int coords[]) {
     std::vector<int64_t> out;
     const int rc = comm_query(CommQ::CartGet, comm, {maxdims}, out, static_cast<size_t>(3 * maxdims), "MPI_Cart_get");
-    for (int i = 0; i < maxdims; ++i) {
-        dims[i] = static_cast<int>(out[static_cast<size_t>(i)]);
-        periods[i] = static_cast<int>(out[static_cast<size_t>(maxdims + i)]);
-        coords[i] = static_cast<int>(out[static_cast<size_t>(2 * maxdims + i)]);
-    }
+    copy_ints(out.data(), maxdims, dims);
+    copy_ints(out.data() + maxdims, maxdims, periods);
+    copy_ints(out.data() + 2 * maxdims, maxdims, coords);
     return rc;
 }
 
 int PMPI_Cart_coords(MPI_Comm comm, int rank, int maxdims, int coords[]) {
-    std::vector<int64_t> out;
-    const int rc = comm_query(CommQ::CartCoords, comm, {rank, maxdims}, out, static_cast<size_t>(maxdims), "MPI_Cart_coords");
-    for (int i = 0; i < maxdims; ++i) coords[i] = static_cast<int>(out[static_cast<size_t>(i)]);
-    return rc;
+    return query_ints(CommQ::CartCoords, comm, {rank, maxdims}, maxdims, coords, "MPI_Cart_coords");
 }
 
 int PMPI_Cart_rank(MPI_Comm comm, const int coords[], int* rank) {
@@ -369,10 +385,7 @@ int PMPI_Cart_rank(MPI_Comm comm, const int coords[], int* rank) {
     if (int rc = comm_query(CommQ::Cartdim, comm, {}, dim, 1, "MPI_Cart_rank")) return rc;
     std::vector<int64_t> args;
     for (int i = 0; i < dim[0]; ++i) args.push_back(coords[i]);
-    std::vector<int64_t> out;
-    const int rc = comm_query(CommQ::CartRank, comm, args, out, 1, "MPI_Cart_rank");
-    *rank = static_cast<int>(out[0]);
-    return rc;
+    return query_ints(CommQ::CartRank, comm, args, 1, rank, "MPI_Cart_rank");
 }
 
 int PMPI_Cart_shift(MPI_Comm comm, int direction, int disp, int* source, int* dest) {
@@ -394,23 +407,17 @@ int PMPI_Graphdims_get(MPI_Comm comm, int* nnodes, int* nedges) {
 int PMPI_Graph_get(MPI_Comm comm, int maxindex, int maxedges, int index[], int edges[]) {
     std::vector<int64_t> out;
     const int rc = comm_query(CommQ::GraphGet, comm, {maxindex, maxedges}, out, static_cast<size_t>(maxindex + maxedges), "MPI_Graph_get");
-    for (int i = 0; i < maxindex; ++i) index[i] = static_cast<int>(out[static_cast<size_t>(i)]);
-    for (int i = 0; i < maxedges; ++i) edges[i] = static_cast<int>(out[static_cast<size_t>(maxindex + i)]);
+    copy_ints(out.data(), maxindex, index);
+    copy_ints(out.data() + maxindex, maxedges, edges);
     return rc;
 }
 
 int PMPI_Graph_neighbors_count(MPI_Comm comm, int rank, int* n) {
-    std::vector<int64_t> out;
-    const int rc = comm_query(CommQ::GraphNeighborsCount, comm, {rank}, out, 1, "MPI_Graph_neighbors_count");
-    *n = static_cast<int>(out[0]);
-    return rc;
+    return query_ints(CommQ::GraphNeighborsCount, comm, {rank}, 1, n, "MPI_Graph_neighbors_count");
 }
 
 int PMPI_Graph_neighbors(MPI_Comm comm, int rank, int maxn, int neighbors[]) {
-    std::vector<int64_t> out;
-    const int rc = comm_query(CommQ::GraphNeighbors, comm, {rank, maxn}, out, static_cast<size_t>(maxn), "MPI_Graph_neighbors");
-    for (int i = 0; i < maxn; ++i) neighbors[i] = static_cast<int>(out[static_cast<size_t>(i)]);
-    return rc;
+    return query_ints(CommQ::GraphNeighbors, comm, {rank, maxn}, maxn, neighbors, "MPI_Graph_neighbors");
 }
 
 int PMPI_Dist_graph_neighbors_count(MPI_Comm comm, int* indegree, int* outdegree, int* weighted) {
@@ -426,14 +433,11 @@ int PMPI_Dist_graph_neighbors(MPI_Comm comm, int maxin, int sources[], int sourc
     std::vector<int64_t> out;
     const size_t n = static_cast<size_t>(2 * (maxin + maxout));
     const int rc = comm_query(CommQ::DistGraphNeighbors, comm, {maxin, maxout}, out, n, "MPI_Dist_graph_neighbors");
-    for (int i = 0; i < maxin; ++i) {
-        sources[i] = static_cast<int>(out[static_cast<size_t>(i)]);
-        if (sourceweights != MPI_UNWEIGHTED && sourceweights) sourceweights[i] = static_cast<int>(out[static_cast<size_t>(maxin + i)]);
-    }
-    for (int i = 0; i < maxout; ++i) {
-        dests[i] = static_cast<int>(out[static_cast<size_t>(2 * maxin + i)]);
-        if (destweights != MPI_UNWEIGHTED && destweights) destweights[i] = static_cast<int>(out[static_cast<size_t>(2 * maxin + maxout + i)]);
-    }
+    // The answers: sources, their weights, destinations, theirs.
+    copy_ints(out.data(), maxin, sources);
+    if (sourceweights != MPI_UNWEIGHTED && sourceweights) copy_ints(out.data() + maxin, maxin, sourceweights);
+    copy_ints(out.data() + 2 * maxin, maxout, dests);
+    if (destweights != MPI_UNWEIGHTED && destweights) copy_ints(out.data() + 2 * maxin + maxout, maxout, destweights);
     return rc;
 }
 
@@ -448,39 +452,25 @@ int PMPI_Dims_create(int nnodes, int ndims, int dims[]) {
     c.arg(static_cast<int64_t>(CommQ::DimsCreate)).arg(static_cast<int64_t>(kCommWorld)).arg(static_cast<int64_t>(res));
     for (int64_t a : args) c.arg(a);
     const int rc = c.run();
-    for (int i = 0; i < ndims; ++i) dims[i] = static_cast<int>(static_cast<const int64_t*>(at(res))[i]);
+    copy_ints(static_cast<const int64_t*>(at(res)), ndims, dims);
     return rc;
 }
 
 // ---- attributes ----------------------------------------------------------------------------
 int PMPI_Comm_create_keyval(MPI_Comm_copy_attr_function* copy, MPI_Comm_delete_attr_function* del, int* keyval, void* extra) {
-    Shim& s = S();
-    auto k = std::make_unique<Keyval>();
-    k->comm_copy = copy;
-    k->comm_delete = del;
-    k->extra = extra;
-    std::lock_guard lock(s.keyval_mu);
-    *keyval = s.next_keyval++;
-    s.keyvals[*keyval] = std::move(k);
-    return MPI_SUCCESS;
+    return create_keyval({.kind = 0, .comm_copy = copy, .comm_delete = del, .extra = extra}, keyval);
 }
 
-int PMPI_Comm_free_keyval(int* keyval) {
-    Shim& s = S();
-    std::lock_guard lock(s.keyval_mu);
-    s.keyvals.erase(*keyval);
-    *keyval = MPI_KEYVAL_INVALID;
-    return MPI_SUCCESS;
-}
+int PMPI_Comm_free_keyval(int* keyval) { return free_keyval(keyval); }
 
 int PMPI_Comm_set_attr(MPI_Comm comm, int keyval, void* value) {
-    if (int e = check(comm, "MPI_Comm_set_attr")) return handle_error(comm, e, "MPI_Comm_set_attr");
+    if (int e = comm_call_error(comm, "MPI_Comm_set_attr")) return e;
     comm->d->attrs[keyval] = value;
     return MPI_SUCCESS;
 }
 
 int PMPI_Comm_get_attr(MPI_Comm comm, int keyval, void* value, int* flag) {
-    if (int e = check(comm, "MPI_Comm_get_attr")) return handle_error(comm, e, "MPI_Comm_get_attr");
+    if (int e = comm_call_error(comm, "MPI_Comm_get_attr")) return e;
     Shim& s = S();
     static int tag_ub, host, io, wtime_global, appnum, universe, lastused;
     int* predefined = nullptr;
@@ -499,30 +489,17 @@ int PMPI_Comm_get_attr(MPI_Comm comm, int keyval, void* value, int* flag) {
         *flag = 1;
         return MPI_SUCCESS;
     }
-    auto it = comm->d->attrs.find(keyval);
-    *flag = it != comm->d->attrs.end();
-    if (*flag) *static_cast<void**>(value) = it->second;
+    get_attr(comm->d->attrs, keyval, value, flag);
     return MPI_SUCCESS;
 }
 
 int PMPI_Comm_delete_attr(MPI_Comm comm, int keyval) {
-    if (int e = check(comm, "MPI_Comm_delete_attr")) return handle_error(comm, e, "MPI_Comm_delete_attr");
+    if (int e = comm_call_error(comm, "MPI_Comm_delete_attr")) return e;
     auto it = comm->d->attrs.find(keyval);
     if (it == comm->d->attrs.end()) return MPI_SUCCESS;
     void* value = it->second;
     comm->d->attrs.erase(it);
-    Shim& s = S();
-    MPI_Comm_delete_attr_function* fn = nullptr;
-    void* extra = nullptr;
-    {
-        std::lock_guard lock(s.keyval_mu);
-        auto k = s.keyvals.find(keyval);
-        if (k != s.keyvals.end()) {
-            fn = k->second->comm_delete;
-            extra = k->second->extra;
-        }
-    }
-    if (fn && fn != MPI_COMM_NULL_DELETE_FN) fn(comm, keyval, value, extra);
+    attribute_deleted(comm, keyval, value);
     return MPI_SUCCESS;
 }
 
@@ -536,35 +513,16 @@ int PMPI_Keyval_create(MPI_Copy_function* copy, MPI_Delete_function* del, int* k
 }
 int PMPI_Keyval_free(int* keyval) { return PMPI_Comm_free_keyval(keyval); }
 
-int OMPI_C_MPI_COMM_NULL_COPY_FN(MPI_Comm, int, void*, void*, void*, int* flag) {
-    *flag = 0;
-    return MPI_SUCCESS;
-}
-int OMPI_C_MPI_COMM_DUP_FN(MPI_Comm, int, void*, void* in, void* out, int* flag) {
-    *static_cast<void**>(out) = in;
-    *flag = 1;
-    return MPI_SUCCESS;
-}
+// The predefined callbacks, of communicators (also under their MPI-1 names)
+// and of datatypes.
+int OMPI_C_MPI_COMM_NULL_COPY_FN(MPI_Comm, int, void*, void*, void*, int* flag) { return copy_nothing(flag); }
+int OMPI_C_MPI_COMM_DUP_FN(MPI_Comm, int, void*, void* in, void* out, int* flag) { return copy_value(in, out, flag); }
 int OMPI_C_MPI_COMM_NULL_DELETE_FN(MPI_Comm, int, void*, void*) { return MPI_SUCCESS; }
-int OMPI_C_MPI_NULL_COPY_FN(MPI_Comm, int, void*, void*, void*, int* flag) {
-    *flag = 0;
-    return MPI_SUCCESS;
-}
-int OMPI_C_MPI_DUP_FN(MPI_Comm, int, void*, void* in, void* out, int* flag) {
-    *static_cast<void**>(out) = in;
-    *flag = 1;
-    return MPI_SUCCESS;
-}
+int OMPI_C_MPI_NULL_COPY_FN(MPI_Comm, int, void*, void*, void*, int* flag) { return copy_nothing(flag); }
+int OMPI_C_MPI_DUP_FN(MPI_Comm, int, void*, void* in, void* out, int* flag) { return copy_value(in, out, flag); }
 int OMPI_C_MPI_NULL_DELETE_FN(MPI_Comm, int, void*, void*) { return MPI_SUCCESS; }
-int OMPI_C_MPI_TYPE_NULL_COPY_FN(MPI_Datatype, int, void*, void*, void*, int* flag) {
-    *flag = 0;
-    return MPI_SUCCESS;
-}
-int OMPI_C_MPI_TYPE_DUP_FN(MPI_Datatype, int, void*, void* in, void* out, int* flag) {
-    *static_cast<void**>(out) = in;
-    *flag = 1;
-    return MPI_SUCCESS;
-}
+int OMPI_C_MPI_TYPE_NULL_COPY_FN(MPI_Datatype, int, void*, void*, void*, int* flag) { return copy_nothing(flag); }
+int OMPI_C_MPI_TYPE_DUP_FN(MPI_Datatype, int, void*, void* in, void* out, int* flag) { return copy_value(in, out, flag); }
 int OMPI_C_MPI_TYPE_NULL_DELETE_FN(MPI_Datatype, int, void*, void*) { return MPI_SUCCESS; }
 
 // ---- error handlers ---------------------------------------------------------------------
@@ -576,12 +534,12 @@ int PMPI_Comm_create_errhandler(MPI_Comm_errhandler_function* fn, MPI_Errhandler
     return MPI_SUCCESS;
 }
 int PMPI_Comm_set_errhandler(MPI_Comm comm, MPI_Errhandler eh) {
-    if (int e = check(comm, "MPI_Comm_set_errhandler")) return e;
+    if (int e = check_comm(comm, "MPI_Comm_set_errhandler")) return e;
     comm->d->errhandler = eh;
     return MPI_SUCCESS;
 }
 int PMPI_Comm_get_errhandler(MPI_Comm comm, MPI_Errhandler* eh) {
-    if (int e = check(comm, "MPI_Comm_get_errhandler")) return e;
+    if (int e = check_comm(comm, "MPI_Comm_get_errhandler")) return e;
     *eh = comm->d->errhandler;
     return MPI_SUCCESS;
 }

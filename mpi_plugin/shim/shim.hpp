@@ -14,11 +14,13 @@
 #include "mpi_plugin/common/channel.hpp"
 #include "mpi_plugin/shim/typemap.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -234,6 +236,25 @@ bool valid_type(MPI_Datatype t);
 // passes through); returns what the MPI function should return.
 int handle_error(MPI_Comm comm, int code, const char* function);
 
+// The first check of an MPI function on a communicator (dies before
+// MPI_Init): MPI_SUCCESS or MPI_ERR_COMM.
+inline int check_comm(MPI_Comm comm, const char* function) {
+    require_init(function);
+    return valid_comm(comm) ? MPI_SUCCESS : MPI_ERR_COMM;
+}
+// The same through the communicator's error handler: what the MPI function
+// returns at once when it is not MPI_SUCCESS.
+inline int comm_call_error(MPI_Comm comm, const char* function) { return handle_error(comm, check_comm(comm, function), function); }
+
+// Copies n values into the call's channel space as int64 words, the form of
+// the arrays the proxy reads (a null array sends zeros); returns the offset.
+template <class T>
+uint64_t put_words(CallFrame& c, const T* values, int n) {
+    std::vector<int64_t> words(static_cast<size_t>(std::max(n, 0)));
+    for (size_t i = 0; i < words.size(); ++i) words[i] = values ? static_cast<int64_t>(values[i]) : 0;
+    return c.put(words.data(), words.size() * sizeof(int64_t));
+}
+
 // ---- buffers -----------------------------------------------------------------------
 // Staging of `count` elements of a datatype between user memory and the
 // channel. Packed: the type map's bytes back to back (what goes on the
@@ -271,6 +292,20 @@ struct Keyval {
     MPI_Type_delete_attr_function* type_delete = nullptr;
     void* extra = nullptr;
 };
+
+// One implementation of keyvals and attributes for every kind of object
+// (comm.cpp); each kind's MPI functions check their own handle and name the
+// callbacks of their kind.
+// MPI_*_create_keyval: registers a keyval (its kind and callbacks) and
+// gives its number in *keyval.
+int create_keyval(const Keyval& k, int* keyval);
+// MPI_*_free_keyval: *keyval becomes MPI_KEYVAL_INVALID.
+int free_keyval(int* keyval);
+// A copy of a keyval, so that its callbacks run without the keyval lock
+// (they may create or free keyvals); nullopt for a keyval freed or unknown.
+std::optional<Keyval> find_keyval(int keyval);
+// MPI_*_get_attr of an object's own attributes: *flag says whether it is set.
+void get_attr(const AttrMap& attrs, int keyval, void* value, int* flag);
 
 MPI_Comm make_comm(uint64_t id, int rank, int size);
 void init_predefined();

@@ -192,13 +192,29 @@ int finish_type(TypeResult r, TypeCtor ctor, CallFrame& c, const std::vector<int
     return MPI_SUCCESS;
 }
 
-uint64_t put64(CallFrame& c, const std::vector<int64_t>& v) { return c.put(v.data(), v.size() * sizeof(int64_t)); }
+// The _x variants of the size and bounds queries differ from the others only
+// in the integer type of their answer.
+template <class Int>
+int type_size(MPI_Datatype t, Int* size) {
+    if (!usable(t)) return MPI_ERR_TYPE;
+    *size = static_cast<Int>(t->d->map.size());
+    return MPI_SUCCESS;
+}
 
-template <class T>
-std::vector<int64_t> widen(const T* p, int n) {
-    std::vector<int64_t> v(static_cast<size_t>(std::max(n, 0)));
-    for (int i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<int64_t>(p[i]);
-    return v;
+template <class Int>
+int type_extent(MPI_Datatype t, Int* lb, Int* extent) {
+    if (!usable(t)) return MPI_ERR_TYPE;
+    *lb = t->d->map.lb();
+    *extent = t->d->map.extent();
+    return MPI_SUCCESS;
+}
+
+template <class Int>
+int type_true_extent(MPI_Datatype t, Int* lb, Int* extent) {
+    if (!usable(t)) return MPI_ERR_TYPE;
+    *lb = t->d->map.true_lb();
+    *extent = t->d->map.true_extent();
+    return MPI_SUCCESS;
 }
 
 }  // namespace
@@ -233,7 +249,7 @@ int PMPI_Type_indexed(int count, const int blocklens[], const int disps[], MPI_D
     require_init("MPI_Type_indexed");
     if (!usable(old) || count < 0) return MPI_ERR_TYPE;
     CallFrame c(Call::TypeCreate);
-    const uint64_t b = put64(c, widen(blocklens, count)), d = put64(c, widen(disps, count));
+    const uint64_t b = put_words(c, blocklens, count), d = put_words(c, disps, count);
     std::vector<int> ints = {count};
     ints.insert(ints.end(), blocklens, blocklens + count);
     ints.insert(ints.end(), disps, disps + count);
@@ -246,7 +262,7 @@ int PMPI_Type_create_hindexed(int count, const int blocklens[], const MPI_Aint d
     require_init("MPI_Type_create_hindexed");
     if (!usable(old) || count < 0) return MPI_ERR_TYPE;
     CallFrame c(Call::TypeCreate);
-    const uint64_t b = put64(c, widen(blocklens, count)), d = put64(c, widen(disps, count));
+    const uint64_t b = put_words(c, blocklens, count), d = put_words(c, disps, count);
     std::vector<int64_t> d64(disps, disps + count);
     std::vector<int> ints = {count};
     ints.insert(ints.end(), blocklens, blocklens + count);
@@ -259,7 +275,7 @@ int PMPI_Type_create_indexed_block(int count, int blocklen, const int disps[], M
     require_init("MPI_Type_create_indexed_block");
     if (!usable(old) || count < 0) return MPI_ERR_TYPE;
     CallFrame c(Call::TypeCreate);
-    const uint64_t d = put64(c, widen(disps, count));
+    const uint64_t d = put_words(c, disps, count);
     std::vector<int> ints = {count, blocklen};
     ints.insert(ints.end(), disps, disps + count);
     return finish_type(TypeMap::indexed_block(blocklen, {disps, static_cast<size_t>(count)}, old->d->map), TypeCtor::IndexedBlock, c,
@@ -270,7 +286,7 @@ int PMPI_Type_create_hindexed_block(int count, int blocklen, const MPI_Aint disp
     require_init("MPI_Type_create_hindexed_block");
     if (!usable(old) || count < 0) return MPI_ERR_TYPE;
     CallFrame c(Call::TypeCreate);
-    const uint64_t d = put64(c, widen(disps, count));
+    const uint64_t d = put_words(c, disps, count);
     std::vector<int64_t> d64(disps, disps + count);
     return finish_type(TypeMap::hindexed_block(blocklen, d64, old->d->map), TypeCtor::HindexedBlock, c,
                        {static_cast<int64_t>(old->id), count, blocklen, static_cast<int64_t>(d)}, MPI_COMBINER_HINDEXED_BLOCK, {count, blocklen},
@@ -288,7 +304,7 @@ int PMPI_Type_create_struct(int count, const int blocklens[], const MPI_Aint dis
         ids.push_back(static_cast<int64_t>(types[i]->id));
     }
     CallFrame c(Call::TypeCreate);
-    const uint64_t b = put64(c, widen(blocklens, count)), d = put64(c, widen(disps, count)), t = put64(c, ids);
+    const uint64_t b = put_words(c, blocklens, count), d = put_words(c, disps, count), t = put_words(c, ids.data(), count);
     std::vector<int> ints = {count};
     ints.insert(ints.end(), blocklens, blocklens + count);
     return finish_type(TypeMap::create_struct(blocks), TypeCtor::Struct, c,
@@ -301,7 +317,7 @@ int PMPI_Type_create_subarray(int ndims, const int sizes[], const int subsizes[]
     require_init("MPI_Type_create_subarray");
     if (!usable(old) || ndims < 0) return MPI_ERR_TYPE;
     CallFrame c(Call::TypeCreate);
-    const uint64_t sz = put64(c, widen(sizes, ndims)), sub = put64(c, widen(subsizes, ndims)), st = put64(c, widen(starts, ndims));
+    const uint64_t sz = put_words(c, sizes, ndims), sub = put_words(c, subsizes, ndims), st = put_words(c, starts, ndims);
     std::vector<int> ints = {ndims};
     ints.insert(ints.end(), sizes, sizes + ndims);
     ints.insert(ints.end(), subsizes, subsizes + ndims);
@@ -362,40 +378,12 @@ int PMPI_Type_free(MPI_Datatype* t) {
     return rc;
 }
 
-int PMPI_Type_size_x(MPI_Datatype t, MPI_Count* size) {
-    if (!usable(t)) return MPI_ERR_TYPE;
-    *size = static_cast<MPI_Count>(t->d->map.size());
-    return MPI_SUCCESS;
-}
-int PMPI_Type_size(MPI_Datatype t, int* size) {
-    if (!usable(t)) return MPI_ERR_TYPE;
-    *size = static_cast<int>(t->d->map.size());
-    return MPI_SUCCESS;
-}
-int PMPI_Type_get_extent_x(MPI_Datatype t, MPI_Count* lb, MPI_Count* extent) {
-    if (!usable(t)) return MPI_ERR_TYPE;
-    *lb = t->d->map.lb();
-    *extent = t->d->map.extent();
-    return MPI_SUCCESS;
-}
-int PMPI_Type_get_extent(MPI_Datatype t, MPI_Aint* lb, MPI_Aint* extent) {
-    if (!usable(t)) return MPI_ERR_TYPE;
-    *lb = t->d->map.lb();
-    *extent = t->d->map.extent();
-    return MPI_SUCCESS;
-}
-int PMPI_Type_get_true_extent_x(MPI_Datatype t, MPI_Count* lb, MPI_Count* extent) {
-    if (!usable(t)) return MPI_ERR_TYPE;
-    *lb = t->d->map.true_lb();
-    *extent = t->d->map.true_extent();
-    return MPI_SUCCESS;
-}
-int PMPI_Type_get_true_extent(MPI_Datatype t, MPI_Aint* lb, MPI_Aint* extent) {
-    if (!usable(t)) return MPI_ERR_TYPE;
-    *lb = t->d->map.true_lb();
-    *extent = t->d->map.true_extent();
-    return MPI_SUCCESS;
-}
+int PMPI_Type_size_x(MPI_Datatype t, MPI_Count* size) { return type_size(t, size); }
+int PMPI_Type_size(MPI_Datatype t, int* size) { return type_size(t, size); }
+int PMPI_Type_get_extent_x(MPI_Datatype t, MPI_Count* lb, MPI_Count* extent) { return type_extent(t, lb, extent); }
+int PMPI_Type_get_extent(MPI_Datatype t, MPI_Aint* lb, MPI_Aint* extent) { return type_extent(t, lb, extent); }
+int PMPI_Type_get_true_extent_x(MPI_Datatype t, MPI_Count* lb, MPI_Count* extent) { return type_true_extent(t, lb, extent); }
+int PMPI_Type_get_true_extent(MPI_Datatype t, MPI_Aint* lb, MPI_Aint* extent) { return type_true_extent(t, lb, extent); }
 int PMPI_Type_extent(MPI_Datatype t, MPI_Aint* extent) {
     if (!usable(t)) return MPI_ERR_TYPE;
     *extent = t->d->map.extent();
@@ -476,25 +464,11 @@ int PMPI_Address(void* location, MPI_Aint* address) { return PMPI_Get_address(lo
 MPI_Aint PMPI_Aint_add(MPI_Aint base, MPI_Aint disp) { return base + disp; }
 MPI_Aint PMPI_Aint_diff(MPI_Aint a, MPI_Aint b) { return a - b; }
 
+// ---- attributes (the keyvals are shared with communicators: comm.cpp) -------------------
 int PMPI_Type_create_keyval(MPI_Type_copy_attr_function* copy, MPI_Type_delete_attr_function* del, int* keyval, void* extra) {
-    Shim& s = S();
-    auto k = std::make_unique<Keyval>();
-    k->kind = 1;
-    k->type_copy = copy;
-    k->type_delete = del;
-    k->extra = extra;
-    std::lock_guard lock(s.keyval_mu);
-    *keyval = s.next_keyval++;
-    s.keyvals[*keyval] = std::move(k);
-    return MPI_SUCCESS;
+    return create_keyval({.kind = 1, .type_copy = copy, .type_delete = del, .extra = extra}, keyval);
 }
-int PMPI_Type_free_keyval(int* keyval) {
-    Shim& s = S();
-    std::lock_guard lock(s.keyval_mu);
-    s.keyvals.erase(*keyval);
-    *keyval = MPI_KEYVAL_INVALID;
-    return MPI_SUCCESS;
-}
+int PMPI_Type_free_keyval(int* keyval) { return free_keyval(keyval); }
 int PMPI_Type_set_attr(MPI_Datatype t, int keyval, void* value) {
     if (!usable(t)) return MPI_ERR_TYPE;
     t->d->attrs[keyval] = value;
@@ -502,9 +476,7 @@ int PMPI_Type_set_attr(MPI_Datatype t, int keyval, void* value) {
 }
 int PMPI_Type_get_attr(MPI_Datatype t, int keyval, void* value, int* flag) {
     if (!usable(t)) return MPI_ERR_TYPE;
-    auto it = t->d->attrs.find(keyval);
-    *flag = it != t->d->attrs.end();
-    if (*flag) *static_cast<void**>(value) = it->second;
+    get_attr(t->d->attrs, keyval, value, flag);
     return MPI_SUCCESS;
 }
 int PMPI_Type_delete_attr(MPI_Datatype t, int keyval) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
@@ -125,8 +126,12 @@ class Types {
     b->desc = "pair" + std::to_string(static_cast<int>(t));
     return keep(b);
   }
-  // Builds with MPI (mpi_rc, handle) and with TypeMap (r); both must succeed or both fail.
-  P made(int mpi_rc, MPI_Datatype handle, TypeResult r, std::string desc) {
+  // Builds with MPI (make_mpi fills in the handle and returns MPI's code) and
+  // with TypeMap (r); both must succeed or both fail.
+  template <class MakeMpi>
+  P made(MakeMpi make_mpi, TypeResult r, std::string desc) {
+    MPI_Datatype handle = MPI_DATATYPE_NULL;
+    const int mpi_rc = make_mpi(&handle);
     EXPECT_EQ(mpi_rc == MPI_SUCCESS, r.ok()) << desc << ": MPI rc " << mpi_rc << ", TypeMap "
                                              << ckpt::mpi::to_string(r.error());
     if (mpi_rc != MPI_SUCCESS || !r.ok()) {
@@ -143,45 +148,35 @@ class Types {
   }
 
   P contiguous(int n, const P& o) {
-    MPI_Datatype t;
-    int rc = MPI_Type_contiguous(n, o->mpi, &t);
-    return made(rc, t, TypeMap::contiguous(n, *o->map), "contig(" + std::to_string(n) + "," + o->desc + ")");
+    return made([&](MPI_Datatype* t) { return MPI_Type_contiguous(n, o->mpi, t); }, TypeMap::contiguous(n, *o->map),
+                call("contig", n, o->desc));
   }
   P vector(int n, int bl, int stride, const P& o) {
-    MPI_Datatype t;
-    int rc = MPI_Type_vector(n, bl, stride, o->mpi, &t);
-    return made(rc, t, TypeMap::vector(n, bl, stride, *o->map),
-                "vector(" + std::to_string(n) + "," + std::to_string(bl) + "," + std::to_string(stride) + "," +
-                    o->desc + ")");
+    return made([&](MPI_Datatype* t) { return MPI_Type_vector(n, bl, stride, o->mpi, t); },
+                TypeMap::vector(n, bl, stride, *o->map), call("vector", n, bl, stride, o->desc));
   }
   P hvector(int n, int bl, MPI_Aint stride, const P& o) {
-    MPI_Datatype t;
-    int rc = MPI_Type_create_hvector(n, bl, stride, o->mpi, &t);
-    return made(rc, t, TypeMap::hvector(n, bl, stride, *o->map),
-                "hvector(" + std::to_string(n) + "," + std::to_string(bl) + "," + std::to_string(stride) + "," +
-                    o->desc + ")");
+    return made([&](MPI_Datatype* t) { return MPI_Type_create_hvector(n, bl, stride, o->mpi, t); },
+                TypeMap::hvector(n, bl, stride, *o->map), call("hvector", n, bl, stride, o->desc));
   }
   P indexed(std::vector<int> bl, std::vector<int> d, const P& o) {
-    MPI_Datatype t;
-    int rc = MPI_Type_indexed(static_cast<int>(bl.size()), bl.data(), d.data(), o->mpi, &t);
-    return made(rc, t, TypeMap::indexed(bl, d, *o->map), "indexed(" + list(bl, d) + "," + o->desc + ")");
+    return made([&](MPI_Datatype* t) { return MPI_Type_indexed(static_cast<int>(bl.size()), bl.data(), d.data(), o->mpi, t); },
+                TypeMap::indexed(bl, d, *o->map), call("indexed", list(bl, d), o->desc));
   }
   P hindexed(std::vector<int> bl, std::vector<MPI_Aint> d, const P& o) {
-    MPI_Datatype t;
-    int rc = MPI_Type_create_hindexed(static_cast<int>(bl.size()), bl.data(), d.data(), o->mpi, &t);
-    return made(rc, t, TypeMap::hindexed(bl, d, *o->map), "hindexed(" + list(bl, d) + "," + o->desc + ")");
+    return made(
+        [&](MPI_Datatype* t) { return MPI_Type_create_hindexed(static_cast<int>(bl.size()), bl.data(), d.data(), o->mpi, t); },
+        TypeMap::hindexed(bl, d, *o->map), call("hindexed", list(bl, d), o->desc));
   }
   P indexed_block(int bl, std::vector<int> d, const P& o) {
-    MPI_Datatype t;
-    int rc = MPI_Type_create_indexed_block(static_cast<int>(d.size()), bl, d.data(), o->mpi, &t);
-    return made(rc, t, TypeMap::indexed_block(bl, d, *o->map),
-                "indexed_block(" + std::to_string(bl) + "," + list(d, d) + "," + o->desc + ")");
+    return made(
+        [&](MPI_Datatype* t) { return MPI_Type_create_indexed_block(static_cast<int>(d.size()), bl, d.data(), o->mpi, t); },
+        TypeMap::indexed_block(bl, d, *o->map), call("indexed_block", bl, list(d, d), o->desc));
   }
   P hindexed_block(int bl, std::vector<MPI_Aint> d, const P& o) {
-    MPI_Datatype t;
-    int rc = MPI_Type_create_hindexed_block(static_cast<int>(d.size()), bl, d.data(), o->mpi, &t);
-    return made(rc, t, TypeMap::hindexed_block(bl, d, *o->map),
-                "hindexed_block(" + std::to_string(bl) + "," + list(d, d) + "," + o->desc + ")");
+    return made(
+        [&](MPI_Datatype* t) { return MPI_Type_create_hindexed_block(static_cast<int>(d.size()), bl, d.data(), o->mpi, t); },
+        TypeMap::hindexed_block(bl, d, *o->map), call("hindexed_block", bl, list(d, d), o->desc));
   }
   struct Field {
     int bl;
@@ -201,28 +196,24 @@ class Types {
       blocks.push_back({x.bl, x.disp, x.type->map.get()});
       desc += x.type->desc + " x" + std::to_string(x.bl) + " @" + std::to_string(x.disp) + "; ";
     }
-    MPI_Datatype t;
-    int rc = MPI_Type_create_struct(static_cast<int>(f.size()), bl.data(), d.data(), ty.data(), &t);
-    return made(rc, t, TypeMap::create_struct(blocks), desc + "}");
+    return made([&](MPI_Datatype* t) { return MPI_Type_create_struct(static_cast<int>(f.size()), bl.data(), d.data(), ty.data(), t); },
+                TypeMap::create_struct(blocks), desc + "}");
   }
   P subarray(std::vector<int> sizes, std::vector<int> sub, std::vector<int> start, bool c_order, const P& o) {
-    MPI_Datatype t;
-    int rc = MPI_Type_create_subarray(static_cast<int>(sizes.size()), sizes.data(), sub.data(), start.data(),
-                                      c_order ? MPI_ORDER_C : MPI_ORDER_FORTRAN, o->mpi, &t);
-    return made(rc, t, TypeMap::create_subarray(sizes, sub, start, c_order ? Order::c : Order::fortran, *o->map),
-                std::string("subarray") + (c_order ? "C" : "F") + "(" + list(sizes, sub) + "," + list(start, start) +
-                    "," + o->desc + ")");
+    return made(
+        [&](MPI_Datatype* t) {
+          return MPI_Type_create_subarray(static_cast<int>(sizes.size()), sizes.data(), sub.data(), start.data(),
+                                          c_order ? MPI_ORDER_C : MPI_ORDER_FORTRAN, o->mpi, t);
+        },
+        TypeMap::create_subarray(sizes, sub, start, c_order ? Order::c : Order::fortran, *o->map),
+        call(c_order ? "subarrayC" : "subarrayF", list(sizes, sub), list(start, start), o->desc));
   }
   P resized(const P& o, MPI_Aint lb, MPI_Aint extent) {
-    MPI_Datatype t;
-    int rc = MPI_Type_create_resized(o->mpi, lb, extent, &t);
-    return made(rc, t, TypeMap::create_resized(*o->map, lb, extent),
-                "resized(" + o->desc + "," + std::to_string(lb) + "," + std::to_string(extent) + ")");
+    return made([&](MPI_Datatype* t) { return MPI_Type_create_resized(o->mpi, lb, extent, t); },
+                TypeMap::create_resized(*o->map, lb, extent), call("resized", o->desc, lb, extent));
   }
   P dup(const P& o) {
-    MPI_Datatype t;
-    int rc = MPI_Type_dup(o->mpi, &t);
-    return made(rc, t, TypeMap::dup(*o->map), "dup(" + o->desc + ")");
+    return made([&](MPI_Datatype* t) { return MPI_Type_dup(o->mpi, t); }, TypeMap::dup(*o->map), call("dup", o->desc));
   }
 
  private:
@@ -233,6 +224,19 @@ class Types {
   P keep(P b) {
     all_.push_back(b);
     return b;
+  }
+  // "name(a,b,...)": a constructor call as failure messages show it.
+  template <class... Args>
+  static std::string call(const char* name, const Args&... args) {
+    std::string s = std::string(name) + "(";
+    const char* sep = "";
+    ((s += sep + text(args), sep = ","), ...);
+    return s + ")";
+  }
+  static std::string text(const std::string& s) { return s; }
+  template <class Number>
+  static std::string text(Number n) {
+    return std::to_string(n);
   }
   template <class A, class B>
   static std::string list(const std::vector<A>& a, const std::vector<B>& b) {
@@ -400,21 +404,13 @@ class TypeMapTest : public ::testing::Test {
   P c(BasicType b) { return ty.basic(b); }
 };
 
-constexpr BasicType kAllBasic[] = {
-    BasicType::char_,           BasicType::signed_char,          BasicType::unsigned_char,
-    BasicType::byte,            BasicType::short_,               BasicType::unsigned_short,
-    BasicType::int_,            BasicType::unsigned_,            BasicType::long_,
-    BasicType::unsigned_long,   BasicType::long_long,            BasicType::unsigned_long_long,
-    BasicType::float_,          BasicType::double_,              BasicType::long_double,
-    BasicType::wchar,           BasicType::c_bool,               BasicType::int8,
-    BasicType::uint8,           BasicType::int16,                BasicType::uint16,
-    BasicType::int32,           BasicType::uint32,               BasicType::int64,
-    BasicType::uint64,          BasicType::c_float_complex,      BasicType::c_double_complex,
-    BasicType::c_long_double_complex, BasicType::aint,           BasicType::offset,
-    BasicType::count,           BasicType::packed,               BasicType::cxx_bool,
-    BasicType::cxx_float_complex, BasicType::cxx_double_complex, BasicType::cxx_long_double_complex,
-};
-static_assert(std::size(kAllBasic) + 2 == ckpt::mpi::kBasicTypeCount);
+// Every basic type but the bound markers, which end the enum.
+static_assert(static_cast<int>(BasicType::lb_marker) == ckpt::mpi::kBasicTypeCount - 2);
+constexpr auto kAllBasic = [] {
+  std::array<BasicType, ckpt::mpi::kBasicTypeCount - 2> all{};
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<BasicType>(i);
+  return all;
+}();
 
 TEST_F(TypeMapTest, PredefinedBasicTypes) {
   for (BasicType b : kAllBasic) {
