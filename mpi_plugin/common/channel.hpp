@@ -32,11 +32,16 @@
 namespace ckpt::mpi {
 
 inline constexpr uint32_t kChannelMagic = 0x504d4b43;  // "CKMP"
-inline constexpr uint32_t kChannelVersion = 1;
+inline constexpr uint32_t kChannelVersion = 3;
 inline constexpr uint32_t kSlots = 64;
 inline constexpr uint64_t kInlineBytes = 64 * 1024;
 inline constexpr uint64_t kCallbackBytes = 64 * 1024;
-inline constexpr uint64_t kChannelBytes = 4ull << 30;  // virtual; pages exist only where written
+inline constexpr uint64_t kChannelBytes = 16ull << 30;  // virtual; pages exist only where written (it holds the shared heap)
+// Polls before a waiter yields its CPU (while the other side runs elsewhere).
+inline constexpr int kShimSpins = 100;
+inline constexpr int kProxySpins = 100;
+// How long a waiter keeps yielding before it sleeps on the futex.
+inline constexpr int64_t kYieldNs = 200000;
 inline constexpr const char* kChannelFdEnv = "CKPT_MPI_CHANNEL_FD";
 inline constexpr int kChannelFdNumber = 900;  // where ckpt-run places it in the program
 
@@ -52,6 +57,19 @@ enum SlotState : uint32_t {
 };
 
 inline constexpr int kMaxArgs = 40;
+
+// Posts the shim queues without waiting for the proxy (nonblocking sends
+// and receives, small blocking sends): the proxy's thread for the slot
+// executes them in order, before the slot's next call.
+inline constexpr uint32_t kQueueLength = 32;
+inline constexpr uint64_t kCarriedBytes = 512;  // a blocking send's data, carried in its post
+inline constexpr int kPostArgs = 8;
+struct QueuedPost {
+    uint32_t call;     // Call::Send or Call::Recv, with the call's arguments
+    uint32_t carried;  // bytes of a blocking send's data in `data` (the proxy keeps a copy)
+    int64_t args[kPostArgs];
+    alignas(64) unsigned char data[kCarriedBytes];
+};
 inline constexpr int kMaxResults = 16;
 
 // What the proxy asks the application to run, in a kSlotCallback.
@@ -63,10 +81,17 @@ struct alignas(64) Slot {
     std::atomic<uint32_t> state;
     std::atomic<uint32_t> shim_sleeping;   // the application thread waits on the futex
     std::atomic<uint32_t> proxy_sleeping;  // the proxy thread waits on the futex
+    std::atomic<int32_t> shim_cpu;         // the CPU each side last ran on (see slot_wait)
+    std::atomic<int32_t> proxy_cpu;
+    std::atomic<uint32_t> doorbell;        // the proxy thread's futex: bumped by every post and call
+    std::atomic<uint32_t> queue_head;      // posts written by the shim
+    std::atomic<uint32_t> queue_tail;      // posts executed by the proxy
+    std::atomic<int32_t> queued_error;     // the first failure of a queued blocking send (0: none)
     uint32_t call;                         // Call
     int64_t args[kMaxArgs];
     int64_t results[kMaxResults];  // results[0]: MPI error code
     int64_t callback[8];           // a callback's kind and arguments
+    QueuedPost queue[kQueueLength];
     alignas(64) unsigned char inline_data[kInlineBytes];
     // Scratch of callbacks: the call's own buffers may be in inline_data.
     alignas(64) unsigned char callback_data[kCallbackBytes];
@@ -81,6 +106,7 @@ struct alignas(4096) ChannelHeader {
     std::atomic<uint32_t> proxy_ready;    // futex: 1 once a proxy serves the channel
     std::atomic<uint32_t> shim_pid;       // the MPI process, in its PID namespace (0 before MPI_Init)
     std::atomic<uint32_t> proxy_generation;  // grows with every proxy that attaches
+    std::atomic<uint32_t> heap_owner;        // the pid whose shared heap is in the data area (0: none yet)
     int32_t shim_fd;                      // its descriptor of the channel
     uint32_t pad;
     alignas(64) Slot slots[kSlots];
@@ -108,10 +134,35 @@ inline void futex_wake_all(std::atomic<uint32_t>* word) {
 
 inline void cpu_relax() { __builtin_ia32_pause(); }
 
-// Publishes a new state and wakes the other side if it sleeps.
-inline void slot_publish(Slot& s, uint32_t state, std::atomic<uint32_t>& other_sleeping) {
+// The two ends of a slot.
+enum class Side { Shim, Proxy };
+
+inline std::atomic<uint32_t>& sleeping_word(Slot& s, Side side) { return side == Side::Shim ? s.shim_sleeping : s.proxy_sleeping; }
+inline std::atomic<int32_t>& cpu_word(Slot& s, Side side) { return side == Side::Shim ? s.shim_cpu : s.proxy_cpu; }
+// The shim sleeps on the slot's state; the proxy on its doorbell, which
+// queued posts ring too.
+inline std::atomic<uint32_t>& futex_word(Slot& s, Side side) { return side == Side::Shim ? s.state : s.doorbell; }
+inline Side other(Side side) { return side == Side::Shim ? Side::Proxy : Side::Shim; }
+
+// Records the CPU this side runs on (sched_getcpu reads it from rseq: no
+// system call). Returns it.
+inline int note_cpu(Slot& s, Side me) {
+    const int cpu = sched_getcpu();
+    cpu_word(s, me).store(cpu, std::memory_order_relaxed);
+    return cpu;
+}
+
+// Wakes side `to` if it sleeps, once what it waits for is written.
+inline void slot_notify(Slot& s, Side to) {
+    std::atomic<uint32_t>& word = futex_word(s, to);
+    if (to == Side::Proxy) word.fetch_add(1, std::memory_order_seq_cst);
+    if (sleeping_word(s, to).load(std::memory_order_seq_cst)) futex_wake_all(&word);
+}
+
+// Publishes a new state for the other side.
+inline void slot_publish(Slot& s, uint32_t state, Side to) {
     s.state.store(state, std::memory_order_seq_cst);
-    if (other_sleeping.load(std::memory_order_seq_cst)) futex_wake_all(&s.state);
+    slot_notify(s, to);
 }
 
 inline int64_t monotonic_ns() {
@@ -120,37 +171,40 @@ inline int64_t monotonic_ns() {
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Waits until pred(state) holds: spins `spins` times, then keeps polling
-// while yielding the core for up to `yield_ns` (on an oversubscribed node the
-// other side may need this very core), then sleeps on the futex (woken by
-// slot_publish), rechecking every 200 ms so that `give_up` can end the wait.
-// Returns the state, or UINT32_MAX when give_up said so.
-template <class Pred, class GiveUp>
-uint32_t slot_wait(Slot& s, std::atomic<uint32_t>& my_sleeping, Pred pred, int spins, GiveUp give_up, int64_t yield_ns = 200000) {
-    uint32_t v = s.state.load(std::memory_order_acquire);
-    for (int i = 0; i < spins && !pred(v); ++i) {
-        cpu_relax();
-        v = s.state.load(std::memory_order_acquire);
-    }
-    if (!pred(v) && yield_ns > 0) {
-        const int64_t until = monotonic_ns() + yield_ns;
-        while (!pred(v) && monotonic_ns() < until) {
-            sched_yield();
-            v = s.state.load(std::memory_order_acquire);
+// Waits on side `me` until ready() holds. Spinning (up to `spins` polls)
+// only pays while the other side runs on another CPU: a waiter on the
+// other side's CPU yields at once, since the answer needs this very CPU
+// (ranks and proxies oversubscribe the cores). After `yield_ns` of polling
+// it sleeps on its futex word (woken by slot_notify), rechecking every
+// 200 ms so that `give_up` can end the wait. False when give_up said so.
+template <class Ready, class GiveUp>
+bool slot_wait(Slot& s, Side me, Ready ready, int spins, GiveUp give_up, int64_t yield_ns = kYieldNs) {
+    const std::atomic<int32_t>& other_cpu = cpu_word(s, other(me));
+    int64_t until = 0;
+    for (int polls = 0; !ready(); ++polls) {
+        const int cpu = note_cpu(s, me);
+        if (polls < spins && other_cpu.load(std::memory_order_relaxed) != cpu) {
+            cpu_relax();
+            continue;
         }
+        const int64_t now = monotonic_ns();
+        if (until == 0) until = now + yield_ns;
+        if (now >= until) break;
+        sched_yield();
     }
-    while (!pred(v)) {
+    std::atomic<uint32_t>& my_sleeping = sleeping_word(s, me);
+    std::atomic<uint32_t>& word = futex_word(s, me);
+    while (!ready()) {
         my_sleeping.store(1, std::memory_order_seq_cst);
-        v = s.state.load(std::memory_order_seq_cst);
-        if (!pred(v)) {
+        const uint32_t seen = word.load(std::memory_order_seq_cst);
+        if (!ready()) {
             timespec ts{0, 200 * 1000 * 1000};
-            futex_wait(&s.state, v, &ts);
+            futex_wait(&word, seen, &ts);
         }
         my_sleeping.store(0, std::memory_order_relaxed);
-        v = s.state.load(std::memory_order_acquire);
-        if (!pred(v) && give_up()) return UINT32_MAX;
+        if (!ready() && give_up()) return false;
     }
-    return v;
+    return true;
 }
 
 }  // namespace ckpt::mpi

@@ -147,11 +147,18 @@ bool Proxy::test_locked(uint64_t, Request& r) {
 
 void Proxy::retire_locked(uint64_t id) { requests_.erase(id); }
 
+// Between two polls of the network: the other ranks, or this rank's
+// program, may need this very CPU (cores are oversubscribed).
+void Proxy::pause_waiting() {
+    if (current_slot) note_cpu(*current_slot, Side::Proxy);
+    sched_yield();
+}
+
 Outcome Proxy::wait_request(uint64_t id) {
     std::unique_lock lock(mu_);
     ++threads_waiting_;
     cv_.notify_all();
-    for (unsigned spins = 0;; ++spins) {
+    for (;;) {
         auto it = requests_.find(id);
         if (it == requests_.end()) break;
         if (test_locked(id, it->second)) break;
@@ -160,7 +167,7 @@ Outcome Proxy::wait_request(uint64_t id) {
             return Outcome::Abandon;
         }
         lock.unlock();
-        if (spins > 64) sched_yield();
+        pause_waiting();
         lock.lock();
     }
     --threads_waiting_;
@@ -189,33 +196,29 @@ int Proxy::try_drained(uint64_t comm, int source, int tag, uint64_t offset, uint
 
 // ---- point to point -------------------------------------------------------------------------
 
-Outcome Proxy::call_send(Slot& s) {
-    const uint64_t comm_id = static_cast<uint64_t>(s.args[0]);
-    const int dest = static_cast<int>(s.args[1]), tag = static_cast<int>(s.args[2]);
-    const int64_t mode = s.args[3];
-    const uint64_t off = static_cast<uint64_t>(s.args[4]), bytes = static_cast<uint64_t>(s.args[5]);
-    const uint64_t req_id = static_cast<uint64_t>(s.args[6]);
+// Posts a send: Call::Send's arguments (comm, dest, tag, mode, offset,
+// bytes, request id: 0 for a blocking send, which gets an internal id).
+// A carried send's data is the request's own copy, not channel memory.
+int Proxy::post_send(const int64_t* args, std::vector<unsigned char> carried, uint64_t& id) {
+    const uint64_t comm_id = static_cast<uint64_t>(args[0]);
+    const int dest = static_cast<int>(args[1]), tag = static_cast<int>(args[2]);
+    const int64_t mode = args[3];
     MPI_Comm c = comm(comm_id);
-    if (c == MPI_COMM_NULL) {
-        s.results[0] = MPI_ERR_COMM;
-        return Outcome::Done;
-    }
+    if (c == MPI_COMM_NULL) return MPI_ERR_COMM;
     const int wr = world_rank(comm_id, dest);
-    if (wr < 0) {
-        s.results[0] = MPI_ERR_RANK;
-        return Outcome::Done;
-    }
+    if (wr < 0) return MPI_ERR_RANK;
     Request r;
     r.kind = Request::Kind::Send;
     r.comm = comm_id;
     r.peer = dest;
     r.tag = tag;
     r.mode = mode;
-    r.offset = off;
-    r.bytes = bytes;
+    r.offset = static_cast<uint64_t>(args[4]);
+    r.bytes = static_cast<uint64_t>(args[5]);
+    r.carried = std::move(carried);
+    void* buf = r.carried.empty() ? at(r.offset) : r.carried.data();
+    const int n = static_cast<int>(r.bytes);
     int rc;
-    void* buf = at(off);
-    const int n = static_cast<int>(bytes);
     {
         // Posted and counted together: the drain's count exchange never
         // sees one without the other.
@@ -228,33 +231,19 @@ Outcome Proxy::call_send(Slot& s) {
             rc = MPI_Isend(buf, n, MPI_BYTE, dest, tag, c, &r.real);
         if (rc == MPI_SUCCESS) ++sent_to_[static_cast<size_t>(wr)];
     }
-    if (rc != MPI_SUCCESS) {
-        s.results[0] = rc;
-        return Outcome::Done;
-    }
-    const uint64_t id = add_request(std::move(r), req_id);
-    if (req_id) return Outcome::Done;
-    const Outcome out = wait_request(id);
-    std::lock_guard lock(mu_);
-    auto it = requests_.find(id);
-    if (it != requests_.end()) {
-        s.results[0] = it->second.status.MPI_ERROR == MPI_SUCCESS ? MPI_SUCCESS : it->second.status.MPI_ERROR;
-        if (out == Outcome::Done) retire_locked(id);
-    }
-    if (out == Outcome::Abandon) retire_locked(id);
-    return out;
+    if (rc == MPI_SUCCESS) id = add_request(std::move(r), static_cast<uint64_t>(args[6]));
+    return rc;
 }
 
-Outcome Proxy::call_recv(Slot& s) {
-    const uint64_t comm_id = static_cast<uint64_t>(s.args[0]);
-    const int source = static_cast<int>(s.args[1]), tag = static_cast<int>(s.args[2]);
-    const uint64_t off = static_cast<uint64_t>(s.args[3]), capacity = static_cast<uint64_t>(s.args[4]);
-    const uint64_t req_id = static_cast<uint64_t>(s.args[5]);
+// Posts a receive: Call::Recv's arguments (comm, source, tag, offset,
+// capacity, request id). A message drained at a checkpoint may complete it
+// at once.
+int Proxy::post_recv(const int64_t* args, uint64_t& id) {
+    const uint64_t comm_id = static_cast<uint64_t>(args[0]);
+    const int source = static_cast<int>(args[1]), tag = static_cast<int>(args[2]);
+    const uint64_t off = static_cast<uint64_t>(args[3]), capacity = static_cast<uint64_t>(args[4]);
     MPI_Comm c = comm(comm_id);
-    if (c == MPI_COMM_NULL) {
-        s.results[0] = MPI_ERR_COMM;
-        return Outcome::Done;
-    }
+    if (c == MPI_COMM_NULL) return MPI_ERR_COMM;
     Request r;
     r.kind = Request::Kind::Recv;
     r.comm = comm_id;
@@ -266,24 +255,85 @@ Outcome Proxy::call_recv(Slot& s) {
     if (try_drained(comm_id, source, tag, off, capacity, st)) {
         r.done = true;
         r.status = st;
-    } else {
-        const int rc = MPI_Irecv(at(off), static_cast<int>(capacity), MPI_BYTE, source, tag, c, &r.real);
-        if (rc != MPI_SUCCESS) {
-            s.results[0] = rc;
-            return Outcome::Done;
-        }
+    } else if (const int rc = MPI_Irecv(at(off), static_cast<int>(capacity), MPI_BYTE, source, tag, c, &r.real); rc != MPI_SUCCESS) {
+        return rc;
     }
-    const uint64_t id = add_request(std::move(r), req_id);
-    if (req_id) return Outcome::Done;
+    id = add_request(std::move(r), static_cast<uint64_t>(args[5]));
+    return MPI_SUCCESS;
+}
+
+Outcome Proxy::call_send(Slot& s) {
+    uint64_t id = 0;
+    if (const int rc = post_send(s.args, {}, id); rc != MPI_SUCCESS) {
+        s.results[0] = rc;
+        return Outcome::Done;
+    }
+    if (s.args[6] != 0) return Outcome::Done;  // nonblocking
     const Outcome out = wait_request(id);
     std::lock_guard lock(mu_);
     auto it = requests_.find(id);
-    if (out == Outcome::Done && it != requests_.end()) {
+    if (it == requests_.end()) return out;
+    if (out == Outcome::Done) s.results[0] = it->second.status.MPI_ERROR;
+    retire_locked(id);
+    return out;
+}
+
+Outcome Proxy::call_recv(Slot& s) {
+    uint64_t id = 0;
+    if (const int rc = post_recv(s.args, id); rc != MPI_SUCCESS) {
+        s.results[0] = rc;
+        return Outcome::Done;
+    }
+    if (s.args[5] != 0) return Outcome::Done;  // nonblocking
+    const Outcome out = wait_request(id);
+    std::lock_guard lock(mu_);
+    auto it = requests_.find(id);
+    if (it == requests_.end()) return out;
+    if (out == Outcome::Done) {
         put_status(&s.results[1], it->second.status, true);
         s.results[0] = it->second.status.MPI_ERROR;
     }
-    if (it != requests_.end()) retire_locked(id);
+    retire_locked(id);
     return out;
+}
+
+// The posts the shim queued on a slot, in order. A failed nonblocking post
+// completes its request with the error; a failed blocking send is reported
+// by the shim's next call. A blocking send's request is forgotten once it
+// completes.
+void Proxy::execute_queued(Slot& s) {
+    uint32_t tail = s.queue_tail.load(std::memory_order_relaxed);
+    const uint32_t head = s.queue_head.load(std::memory_order_acquire);
+    for (; tail != head; ++tail) {
+        const QueuedPost& q = s.queue[tail % kQueueLength];
+        uint64_t id = 0;
+        int rc;
+        if (static_cast<Call>(q.call) == Call::Send)
+            rc = post_send(q.args, std::vector<unsigned char>(q.data, q.data + q.carried), id);
+        else
+            rc = post_recv(q.args, id);
+        const auto request = static_cast<uint64_t>(static_cast<Call>(q.call) == Call::Send ? q.args[6] : q.args[5]);
+        if (rc != MPI_SUCCESS && request != 0) {
+            Request failed;
+            failed.done = true;
+            failed.status.MPI_ERROR = rc;
+            add_request(std::move(failed), request);
+        } else if (rc != MPI_SUCCESS) {
+            int32_t none = 0;
+            s.queued_error.compare_exchange_strong(none, rc);
+        } else if (request == 0) {
+            std::lock_guard lock(mu_);
+            detached_.push_back(id);
+        }
+        s.queue_tail.store(tail + 1, std::memory_order_release);
+    }
+    std::lock_guard lock(mu_);
+    while (!detached_.empty()) {
+        auto it = requests_.find(detached_.front());
+        if (it != requests_.end() && !test_locked(it->first, it->second)) break;
+        if (it != requests_.end()) retire_locked(it->first);
+        detached_.pop_front();
+    }
 }
 
 Outcome Proxy::call_probe(Slot& s) {
@@ -297,7 +347,7 @@ Outcome Proxy::call_probe(Slot& s) {
     }
     std::unique_lock lock(mu_);
     ++threads_waiting_;
-    for (unsigned spins = 0;; ++spins) {
+    for (;;) {
         for (const auto& m : drained_) {
             if (m.comm != comm_id || (source != MPI_ANY_SOURCE && m.source != source) || (tag != MPI_ANY_TAG && m.tag != tag)) continue;
             MPI_Status st{};
@@ -326,7 +376,7 @@ Outcome Proxy::call_probe(Slot& s) {
             return Outcome::Abandon;
         }
         lock.unlock();
-        if (spins > 64) sched_yield();
+        pause_waiting();
         lock.lock();
     }
     --threads_waiting_;
@@ -342,7 +392,7 @@ Outcome Proxy::call_complete(Slot& s) {
     const bool wait = mode == CompleteMode::WaitAll || mode == CompleteMode::WaitAny || mode == CompleteMode::WaitSome;
     std::unique_lock lock(mu_);
     ++threads_waiting_;
-    for (unsigned spins = 0;; ++spins) {
+    for (;;) {
         int64_t ndone = 0;
         for (int64_t i = 0; i < n; ++i) {
             auto it = requests_.find(static_cast<uint64_t>(ids[i]));
@@ -375,7 +425,7 @@ Outcome Proxy::call_complete(Slot& s) {
             return Outcome::Abandon;
         }
         lock.unlock();
-        if (spins > 64) sched_yield();
+        pause_waiting();
         lock.lock();
     }
     --threads_waiting_;
@@ -464,9 +514,9 @@ void Proxy::run_user_op(uint64_t op_id, void* in, void* inout, int len, MPI_Data
         s->callback[3] = static_cast<int64_t>(inout_off);
         s->callback[4] = n;
         s->callback[5] = static_cast<int64_t>(tid);
-        slot_publish(*s, kSlotCallback, s->shim_sleeping);
-        if (slot_wait(*s, s->proxy_sleeping, [](uint32_t v) { return v == kSlotCallbackDone; }, 2000, [&] { return stopping_.load(); }) ==
-            UINT32_MAX)
+        slot_publish(*s, kSlotCallback, Side::Shim);
+        if (!slot_wait(*s, Side::Proxy, [s] { return s->state.load(std::memory_order_acquire) == kSlotCallbackDone; }, 2000,
+                       [&] { return stopping_.load(); }))
             return;  // the program is gone
         s->state.store(kSlotTaken);
         memcpy(static_cast<unsigned char*>(inout) + static_cast<size_t>(done) * static_cast<size_t>(extent), s->callback_data + half, bytes);

@@ -177,11 +177,13 @@ void Proxy::dispatch(Slot& s) {
         s.state.store(kSlotPosted, std::memory_order_seq_cst);
         return;
     }
-    slot_publish(s, kSlotDone, s.shim_sleeping);
+    slot_publish(s, kSlotDone, Side::Shim);
 }
 
 void Proxy::serve_slot(uint32_t index) {
     Slot& s = header_->slots[index];
+    auto posted = [&s] { return s.state.load(std::memory_order_acquire) == kSlotPosted; };
+    auto queued = [&s] { return s.queue_head.load(std::memory_order_acquire) != s.queue_tail.load(std::memory_order_relaxed); };
     for (;;) {
         // Calls wait while a checkpoint has parked the proxy.
         {
@@ -189,9 +191,7 @@ void Proxy::serve_slot(uint32_t index) {
             cv_.wait(lock, [&] { return accepting_ || stopping_; });
         }
         if (stopping_) return;
-        const uint32_t st = slot_wait(
-            s, s.proxy_sleeping, [](uint32_t v) { return v == kSlotPosted; }, 100, [&] { return stopping_.load() || !accepting_; });
-        if (st == UINT32_MAX) {
+        if (!slot_wait(s, Side::Proxy, [&] { return posted() || queued(); }, kProxySpins, [&] { return stopping_.load() || !accepting_; })) {
             if (stopping_) return;
             continue;
         }
@@ -199,6 +199,18 @@ void Proxy::serve_slot(uint32_t index) {
             std::unique_lock lock(mu_);
             if (!accepting_) continue;
             ++threads_in_service_;
+        }
+        // Queued posts come before the slot's call, as the program made
+        // them: the call seen first, every post queued before it is seen.
+        const bool call = posted();
+        current_slot = &s;
+        if (queued()) execute_queued(s);
+        current_slot = nullptr;
+        if (!call) {
+            std::lock_guard lock(mu_);
+            --threads_in_service_;
+            cv_.notify_all();
+            continue;
         }
         s.state.store(kSlotTaken, std::memory_order_seq_cst);
         dispatch(s);

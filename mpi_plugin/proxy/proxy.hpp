@@ -46,6 +46,7 @@ struct Request {
     bool reposted = false;  // cancelled at a checkpoint, to post again
     bool uses_user_op = false;
     std::vector<int> a, b, c, d;  // arrays a nonblocking collective needs until it ends
+    std::vector<unsigned char> carried;  // a queued blocking send's data
     MPI_Status status{};
 };
 
@@ -70,6 +71,9 @@ public:
     CommEntry& comm_entry(uint64_t id);
     int world_rank(uint64_t comm, int rank);
 
+    int post_send(const int64_t* args, std::vector<unsigned char> carried, uint64_t& id);
+    int post_recv(const int64_t* args, uint64_t& id);
+    void execute_queued(Slot& s);
     Outcome call_send(Slot& s);
     Outcome call_recv(Slot& s);
     Outcome call_probe(Slot& s);
@@ -109,6 +113,7 @@ private:
     uint64_t add_request(Request r, uint64_t id);
     // Waits for a request to complete; Abandon when a checkpoint interrupts.
     Outcome wait_request(uint64_t id);
+    void pause_waiting();
     bool test_locked(uint64_t id, Request& r);  // mu_ held
     void count_completion_locked(Request& r);
     void retire_locked(uint64_t id);
@@ -155,6 +160,7 @@ private:
     std::vector<LogEntry> log_;
     uint64_t next_log_seq_ = 1;
     std::deque<DrainedMessage> drained_;
+    std::deque<uint64_t> detached_;  // queued blocking sends, forgotten once complete
     std::vector<uint64_t> sent_to_, received_from_;  // messages per world rank
 
     // Checkpoint state.

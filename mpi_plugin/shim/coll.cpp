@@ -51,19 +51,26 @@ public:
     // count elements of t at buf, packed, as the send data.
     uint64_t send_packed(const void* buf, int64_t count, MPI_Datatype t) {
         const uint64_t bytes = packed_bytes(t, count);
-        const uint64_t off = space(bytes);
-        pack_into(at(off), buf, count, t);
+        uint64_t off = in_place_offset(buf, count, t);
+        if (off == 0) {
+            off = space(bytes);
+            pack_into(at(off), buf, count, t);
+        }
         set(kCSendOff, static_cast<int64_t>(off));
         set(kCSendBytes, static_cast<int64_t>(bytes));
         return off;
     }
     // Space for packed output, unpacked into buf when the operation ends.
+    // In place in the shared heap when it can be.
     uint64_t recv_packed(void* buf, int64_t count, MPI_Datatype t) {
         const uint64_t bytes = packed_bytes(t, count);
-        const uint64_t off = space(bytes);
+        uint64_t off = in_place_offset(buf, count, t);
+        if (off == 0) {
+            off = space(bytes);
+            outputs_.push_back({buf, static_cast<int>(count), t, off});
+        }
         set(kCRecvOff, static_cast<int64_t>(off));
         set(kCRecvBytes, static_cast<int64_t>(bytes));
-        outputs_.push_back({buf, static_cast<int>(count), t, off});
         return off;
     }
     // Reductions: the elements as the real datatype sees them. Returns the
@@ -83,7 +90,7 @@ public:
     int64_t reduce_output(void* buf, int64_t count, MPI_Datatype t, bool prefill) {
         if (type_data(t).map.is_contiguous()) {
             const uint64_t off = recv_packed(buf, count, t);
-            if (prefill) pack_into(at(off), buf, count, t);
+            if (prefill && at(off) != buf) pack_into(at(off), buf, count, t);
             return static_cast<int64_t>(off);
         }
         const Span sp = layout_span(t, count);

@@ -54,20 +54,35 @@ constexpr uint64_t kAlign = 64;
 constexpr uint64_t kReleaseAbove = 64ull << 20;  // smaller blocks keep their pages: reused at once, no page faults
 }  // namespace
 
-uint64_t alloc_data(uint64_t bytes) {
+uint64_t try_alloc_data(uint64_t bytes, uint64_t keep_free) {
     Shim& s = S();
     bytes = (bytes + kAlign - 1) & ~(kAlign - 1);
     if (bytes == 0) bytes = kAlign;
     std::lock_guard lock(s.alloc_mu);
+    if (s.free_bytes < bytes + keep_free) return 0;
     for (auto it = s.free_blocks.begin(); it != s.free_blocks.end(); ++it) {
         if (it->second < bytes) continue;
         const uint64_t off = it->first, have = it->second;
         s.free_blocks.erase(it);
         if (have > bytes) s.free_blocks[off + bytes] = have - bytes;
         s.used_blocks[off] = bytes;
+        s.free_bytes -= bytes;
         return off;
     }
-    die("MPI", "the channel's data area (" + std::to_string(s.header->size >> 20) + " MiB) is full: too much data in flight");
+    return 0;
+}
+
+uint64_t alloc_data(uint64_t bytes) {
+    const uint64_t off = try_alloc_data(bytes, 0);
+    if (off == 0) die("MPI", "the channel's data area (" + std::to_string(S().header->size >> 20) + " MiB) is full: too much data in flight");
+    return off;
+}
+
+uint64_t data_block_bytes(uint64_t offset) {
+    Shim& s = S();
+    std::lock_guard lock(s.alloc_mu);
+    auto it = s.used_blocks.find(offset);
+    return it == s.used_blocks.end() ? 0 : it->second;
 }
 
 void free_data(uint64_t offset) {
@@ -78,6 +93,7 @@ void free_data(uint64_t offset) {
     if (used == s.used_blocks.end()) return;
     uint64_t off = offset, bytes = used->second;
     s.used_blocks.erase(used);
+    s.free_bytes += bytes;
     if (bytes >= kReleaseAbove) madvise(s.base + off, bytes, MADV_REMOVE);
     auto next = s.free_blocks.lower_bound(off);
     if (next != s.free_blocks.end() && next->first == off + bytes) {
@@ -92,6 +108,33 @@ void free_data(uint64_t offset) {
         }
     }
     s.free_blocks[off] = bytes;
+}
+
+bool map_channel() {
+    Shim& s = S();
+    static std::mutex mu;  // malloc of several threads may come here first
+    std::lock_guard lock(mu);
+    if (s.base) return true;
+    const char* env = getenv(kChannelFdEnv);
+    if (!env) return false;
+    const int fd = atoi(env);
+    void* base = mmap(nullptr, kChannelBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return false;
+    auto* header = static_cast<ChannelHeader*>(base);
+    if (header->magic != kChannelMagic || header->size != kChannelBytes) {
+        munmap(base, kChannelBytes);
+        errno = EPROTO;
+        return false;
+    }
+    {
+        std::lock_guard alloc_lock(s.alloc_mu);
+        s.free_blocks[header->data_offset] = header->size - header->data_offset;
+        s.free_bytes = header->size - header->data_offset;
+    }
+    s.fd = fd;
+    s.header = header;
+    s.base = static_cast<unsigned char*>(base);  // last: the heap tests it without a lock
+    return true;
 }
 
 // ---- slots -------------------------------------------------------------------------------
@@ -126,6 +169,12 @@ Slot* my_slot() {
         s.header->slots[index].state.store(kSlotIdle);
         s.header->slots_claimed.store(static_cast<uint32_t>(index + 1));
         futex_wake_all(&s.header->slots_claimed);
+        // From now on nothing is queued (queue_post): another thread may
+        // complete a request this thread posted, so its posts must be out.
+        if (index == 1) {
+            Slot& first = s.header->slots[0];
+            while (first.queue_head.load() != first.queue_tail.load()) sched_yield();
+        }
     }
     t_slot.slot = &s.header->slots[index];
     return t_slot.slot;
@@ -186,15 +235,50 @@ void run_callback(Slot& slot) {
 
 }  // namespace
 
+namespace {
+
+// A blocking send queued earlier that the proxy could not post: the
+// program's error handler is fatal (queue_post), so it ends here.
+void check_queued_error(Slot& s) {
+    if (const int32_t rc = s.queued_error.load(std::memory_order_relaxed); rc != 0)
+        die("MPI_Send", "a send made earlier failed at the proxy: MPI error " + std::to_string(rc));
+}
+
+}  // namespace
+
+bool queue_post(Call call, const int64_t* args, int nargs, const void* carried, uint64_t carried_bytes) {
+    Shim& sh = S();
+    if (sh.header->slots_claimed.load(std::memory_order_relaxed) > 1 || carried_bytes > kCarriedBytes || nargs > kPostArgs) return false;
+    Slot& s = *my_slot();
+    check_queued_error(s);
+    const uint32_t head = s.queue_head.load(std::memory_order_relaxed);
+    if (head - s.queue_tail.load(std::memory_order_acquire) >= kQueueLength) return false;  // full: the caller makes a call
+    QueuedPost& q = s.queue[head % kQueueLength];
+    q.call = static_cast<uint32_t>(call);
+    q.carried = static_cast<uint32_t>(carried_bytes);
+    for (int i = 0; i < kPostArgs; ++i) q.args[i] = i < nargs ? args[i] : 0;
+    if (carried_bytes) memcpy(q.data, carried, carried_bytes);
+    s.queue_head.store(head + 1, std::memory_order_release);
+    slot_notify(s, Side::Proxy);
+    return true;
+}
+
 int CallFrame::run() {
     Slot& s = *slot_;
-    slot_publish(s, kSlotPosted, s.proxy_sleeping);
+    check_queued_error(s);
+    slot_publish(s, kSlotPosted, Side::Proxy);
     for (;;) {
-        const uint32_t st = slot_wait(
-            s, s.shim_sleeping, [](uint32_t v) { return v == kSlotDone || v == kSlotCallback; }, 100, [] { return false; });
+        uint32_t st = 0;
+        slot_wait(
+            s, Side::Shim,
+            [&] {
+                st = s.state.load(std::memory_order_acquire);
+                return st == kSlotDone || st == kSlotCallback;
+            },
+            kShimSpins, [] { return false; });
         if (st == kSlotCallback) {
             run_callback(s);
-            slot_publish(s, kSlotCallbackDone, s.proxy_sleeping);
+            slot_publish(s, kSlotCallbackDone, Side::Proxy);
             continue;
         }
         break;
@@ -228,16 +312,10 @@ void attach_channel() {
     Shim& s = S();
     const char* env = getenv(kChannelFdEnv);
     if (!env) die("MPI_Init", "this program uses the ckpt MPI shim but was not started by `ckpt-run` (no " + std::string(kChannelFdEnv) + ")");
-    const int fd = atoi(env);
-    void* base = mmap(nullptr, kChannelBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (base == MAP_FAILED) die("MPI_Init", std::string("cannot map the channel to the proxy (fd ") + env + "): " + strerror(errno));
-    s.base = static_cast<unsigned char*>(base);
-    s.header = static_cast<ChannelHeader*>(base);
-    s.fd = fd;
+    if (!map_channel()) die("MPI_Init", std::string("cannot map the channel to the proxy (fd ") + env + "): " + strerror(errno));
     if (s.header->magic != kChannelMagic || s.header->version != kChannelVersion) die("MPI_Init", "the channel to the proxy is not one this shim knows");
-    s.header->shim_fd = fd;
+    s.header->shim_fd = s.fd;
     s.header->shim_pid.store(static_cast<uint32_t>(getpid()));
-    s.free_blocks[s.header->data_offset] = s.header->size - s.header->data_offset;
     // The proxy does its own MPI_Init meanwhile.
     while (!s.header->proxy_ready.load()) {
         timespec ts{1, 0};

@@ -65,6 +65,15 @@ int check_p2p(MPI_Comm comm, int count, MPI_Datatype type, const char* fn) {
     return MPI_SUCCESS;
 }
 
+// Whether a post to or from `peer` with `tag` may be queued: the proxy
+// could only fail it for an invalid rank or tag, which the call path
+// reports at once.
+bool queueable_peer(MPI_Comm comm, int peer, int tag, bool receive) {
+    const CommData& d = comm_data(comm);
+    const bool tag_ok = (tag >= 0 && tag <= S().tag_ub) || (receive && tag == MPI_ANY_TAG);
+    return !d.inter && tag_ok && ((peer >= 0 && peer < d.size) || (receive && peer == MPI_ANY_SOURCE));
+}
+
 // The data of a send, staged in the channel: in the call's own space when
 // blocking, in a block owned by the request otherwise.
 int do_send(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm, int64_t mode, MPI_Request req,
@@ -78,18 +87,32 @@ int do_send(const void* buf, int count, MPI_Datatype type, int dest, int tag, MP
         return MPI_SUCCESS;
     }
     const uint64_t bytes = packed_bytes(type, count);
-    CallFrame c(Call::Send);
-    uint64_t off;
-    if (req) {
-        off = alloc_data(bytes);
-        req->d->extra_allocations.push_back(off);
-    } else {
-        off = c.space(bytes);
+    const bool queueable = queueable_peer(comm, dest, tag, false);
+    if (!req && queueable && mode == kSendStandard && bytes <= kCarriedBytes && comm_data(comm).errhandler == MPI_ERRORS_ARE_FATAL) {
+        // Small blocking sends go without waiting: their data travels in the post.
+        unsigned char carried[kCarriedBytes];
+        pack_into(carried, buf, count, type);
+        const int64_t args[] = {static_cast<int64_t>(comm->id), dest, tag, mode, 0, static_cast<int64_t>(bytes), 0};
+        if (queue_post(Call::Send, args, 7, carried, bytes)) return MPI_SUCCESS;
     }
-    pack_into(at(off), buf, count, type);
-    c.arg(static_cast<int64_t>(comm->id)).arg(dest).arg(tag).arg(mode).arg(static_cast<int64_t>(off)).arg(static_cast<int64_t>(bytes));
-    c.arg(req ? static_cast<int64_t>(req->id) : 0);
-    if (req) req->d->proxy_id = req->id;
+    CallFrame c(Call::Send);
+    uint64_t off = in_place_offset(buf, count, type);
+    if (off == 0) {
+        if (req) {
+            off = alloc_data(bytes);
+            req->d->extra_allocations.push_back(off);
+        } else {
+            off = c.space(bytes);
+        }
+        pack_into(at(off), buf, count, type);
+    }
+    const int64_t args[] = {static_cast<int64_t>(comm->id), dest, tag, mode, static_cast<int64_t>(off), static_cast<int64_t>(bytes),
+                            req ? static_cast<int64_t>(req->id) : 0};
+    if (req) {
+        req->d->proxy_id = req->id;
+        if (queueable && queue_post(Call::Send, args, 7, nullptr, 0)) return MPI_SUCCESS;
+    }
+    for (int64_t a : args) c.arg(a);
     return handle_error(comm, c.run(), fn);
 }
 
@@ -107,26 +130,32 @@ int do_recv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_Co
     }
     const uint64_t bytes = packed_bytes(type, count);
     CallFrame c(Call::Recv);
-    uint64_t off;
+    // Received in place: nothing to unpack (a staged receive's request
+    // owns its block, unpacked and freed on completion).
+    const uint64_t in_place = in_place_offset(buf, count, type);
+    uint64_t off = in_place;
     if (req) {
-        off = alloc_data(bytes);
+        if (!in_place) off = alloc_data(bytes);
         RequestData& d = *req->d;
-        d.offset = off;
+        d.offset = in_place ? 0 : off;
         d.bytes = bytes;
         d.user_buf = buf;
         d.count = count;
         d.type = type;
         d.proxy_id = req->id;
-    } else {
+    } else if (!in_place) {
         off = c.space(bytes);
     }
-    c.arg(static_cast<int64_t>(comm->id)).arg(source).arg(tag).arg(static_cast<int64_t>(off)).arg(static_cast<int64_t>(bytes));
-    c.arg(req ? static_cast<int64_t>(req->id) : 0);
+    const int64_t args[] = {static_cast<int64_t>(comm->id), source, tag, static_cast<int64_t>(off), static_cast<int64_t>(bytes),
+                            req ? static_cast<int64_t>(req->id) : 0};
+    if (req && queueable_peer(comm, source, tag, true) && queue_post(Call::Recv, args, 6, nullptr, 0)) return MPI_SUCCESS;
+    for (int64_t a : args) c.arg(a);
     const int rc = c.run();
     if (!req) {
         int64_t words[kStWords];
         for (int i = 0; i < kStWords; ++i) words[i] = c.result(1 + i);
-        if (rc == MPI_SUCCESS || rc == MPI_ERR_TRUNCATE) unpack_from(at(off), static_cast<uint64_t>(words[kStBytes]), buf, count, type);
+        if (!in_place && (rc == MPI_SUCCESS || rc == MPI_ERR_TRUNCATE))
+            unpack_from(at(off), static_cast<uint64_t>(words[kStBytes]), buf, count, type);
         fill_status(status, words);
     }
     return handle_error(comm, rc, fn);

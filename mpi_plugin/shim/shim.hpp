@@ -158,7 +158,7 @@ namespace ckpt::mpi::shim {
 // global object of the shim.
 struct Shim {
     ChannelHeader* header = nullptr;
-    unsigned char* base = nullptr;
+    std::atomic<unsigned char*> base{nullptr};
     int fd = -1;
     bool initialized = false;
     bool finalized = false;
@@ -169,6 +169,7 @@ struct Shim {
     std::mutex alloc_mu;
     std::map<uint64_t, uint64_t> free_blocks;  // offset -> bytes, data area
     std::map<uint64_t, uint64_t> used_blocks;  // offset -> bytes
+    uint64_t free_bytes = 0;
     std::mutex keyval_mu;
     std::map<int, std::unique_ptr<Keyval>> keyvals;
     int next_keyval = 100;
@@ -194,11 +195,27 @@ uint64_t new_id();
 void require_init(const char* function);
 
 // ---- the data area -----------------------------------------------------------------
-uint64_t alloc_data(uint64_t bytes);
+// Maps the channel named by the environment (once); false when there is
+// none or it cannot be mapped (errno says why).
+bool map_channel();
+// A block of the data area, or 0 when fewer than bytes + keep_free are free.
+uint64_t try_alloc_data(uint64_t bytes, uint64_t keep_free);
+uint64_t alloc_data(uint64_t bytes);  // dies when the area is full
 void free_data(uint64_t offset);
+uint64_t data_block_bytes(uint64_t offset);  // 0: not a block
+// The channel offset of count elements of t at buf when the proxy can use
+// them in place (a contiguous type in the shared heap, heap.cpp); 0 when
+// they must be staged.
+uint64_t in_place_offset(const void* buf, int64_t count, MPI_Datatype t);
 inline void* at(uint64_t offset) { return S().base + offset; }
 
 // ---- a call to the proxy from this thread's slot --------------------------------------
+// Queues a post (Call::Send or Call::Recv with its arguments; a blocking
+// send's data carried in it) that the proxy executes in order without the
+// program waiting. False when it must be made as a call instead: several
+// threads use MPI, the data is too large, or the queue is full.
+bool queue_post(Call call, const int64_t* args, int nargs, const void* carried, uint64_t carried_bytes);
+
 class CallFrame {
 public:
     explicit CallFrame(Call call);

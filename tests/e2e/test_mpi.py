@@ -69,9 +69,9 @@ import test_nodes  # noqa: E402
 
 ta.TIMEOUT = 240  # (test_nodes lowers it for its own short jobs)
 
-VICTIMS = ["ring", "halo2d", "cg", "master_worker", "comm_split", "collectives", "nbc"]
+VICTIMS = ["ring", "halo2d", "cg", "master_worker", "comm_split", "collectives", "nbc", "heap"]
 # Steps of each victim: about 2 to 4 s natively at N=4 with the pace below.
-STEPS = {"ring": 800, "comm_split": 800}
+STEPS = {"ring": 800, "comm_split": 800, "heap": 300}
 DEFAULT_STEPS = 1000
 PROGRESS_LINES = 20
 PACE = "1500"  # us every rank sleeps every step (cases without a laggard)
