@@ -328,6 +328,12 @@ void Proxy::execute_queued(Slot& s) {
         s.queue_tail.store(tail + 1, std::memory_order_release);
     }
     std::lock_guard lock(mu_);
+    forget_detached_locked();
+}
+
+// Requests nobody will wait for (queued blocking sends, MPI_Request_free)
+// are forgotten once complete, oldest first.
+void Proxy::forget_detached_locked() {
     while (!detached_.empty()) {
         auto it = requests_.find(detached_.front());
         if (it != requests_.end() && !test_locked(it->first, it->second)) break;
@@ -452,10 +458,13 @@ Outcome Proxy::call_request_free(Slot& s) {
     std::lock_guard lock(mu_);
     auto it = requests_.find(static_cast<uint64_t>(s.args[0]));
     if (it == requests_.end()) return Outcome::Done;
-    if (it->second.done)
+    if (it->second.done) {
         retire_locked(it->first);
-    else
+    } else {
         it->second.freed = true;
+        detached_.push_back(it->first);
+    }
+    forget_detached_locked();
     return Outcome::Done;
 }
 

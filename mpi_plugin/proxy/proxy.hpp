@@ -74,6 +74,7 @@ public:
     int post_send(const int64_t* args, std::vector<unsigned char> carried, uint64_t& id);
     int post_recv(const int64_t* args, uint64_t& id);
     void execute_queued(Slot& s);
+    void forget_detached_locked();  // mu_ held
     Outcome call_send(Slot& s);
     Outcome call_recv(Slot& s);
     Outcome call_probe(Slot& s);
@@ -160,7 +161,7 @@ private:
     std::vector<LogEntry> log_;
     uint64_t next_log_seq_ = 1;
     std::deque<DrainedMessage> drained_;
-    std::deque<uint64_t> detached_;  // queued blocking sends, forgotten once complete
+    std::deque<uint64_t> detached_;  // requests nobody waits for, forgotten once complete
     std::vector<uint64_t> sent_to_, received_from_;  // messages per world rank
 
     // Checkpoint state.

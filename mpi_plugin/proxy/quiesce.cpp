@@ -335,6 +335,7 @@ void Proxy::restore_state(const ProxyState& st) {
         r.status._ucount = p.status_bytes;
         r.reposted = r.kind == Request::Kind::Recv && !r.done;
         requests_[p.id] = std::move(r);
+        if (p.freed) detached_.push_back(p.id);
     }
     if (st.finalized) {
         finalized_ = true;

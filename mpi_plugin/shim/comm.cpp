@@ -12,31 +12,6 @@ using namespace ckpt::mpi::shim;
 
 namespace {
 
-// Copies attributes to a new communicator through their copy callbacks.
-void copy_attributes(MPI_Comm from, MPI_Comm to) {
-    for (const auto& [key, value] : from->d->attrs) {
-        const std::optional<Keyval> k = find_keyval(key);
-        if (!k || !k->comm_copy || k->comm_copy == MPI_COMM_NULL_COPY_FN) continue;
-        void* out = nullptr;
-        int flag = 0;
-        k->comm_copy(from, key, k->extra, value, &out, &flag);
-        if (flag) to->d->attrs[key] = out;
-    }
-}
-
-// Runs the delete callback of an attribute that has left the communicator.
-void attribute_deleted(MPI_Comm comm, int key, void* value) {
-    const std::optional<Keyval> k = find_keyval(key);
-    if (k && k->comm_delete && k->comm_delete != MPI_COMM_NULL_DELETE_FN) k->comm_delete(comm, key, value, k->extra);
-}
-
-void delete_attributes(MPI_Comm comm) {
-    // A copy: a callback may set or delete attributes of the communicator.
-    const AttrMap attrs = comm->d->attrs;
-    for (const auto& [key, value] : attrs) attribute_deleted(comm, key, value);
-    comm->d->attrs.clear();
-}
-
 // Runs a communicator constructor at the proxy; `args` follow the ctor's
 // header. Sets *out to the new communicator or MPI_COMM_NULL.
 int create_comm(CommCtor ctor, MPI_Comm parent, const std::vector<int64_t>& args, MPI_Comm* out, const char* fn, CallFrame* prepared = nullptr) {
@@ -465,7 +440,7 @@ int PMPI_Comm_free_keyval(int* keyval) { return free_keyval(keyval); }
 
 int PMPI_Comm_set_attr(MPI_Comm comm, int keyval, void* value) {
     if (int e = comm_call_error(comm, "MPI_Comm_set_attr")) return e;
-    comm->d->attrs[keyval] = value;
+    set_attribute(comm, keyval, value);
     return MPI_SUCCESS;
 }
 
@@ -495,11 +470,7 @@ int PMPI_Comm_get_attr(MPI_Comm comm, int keyval, void* value, int* flag) {
 
 int PMPI_Comm_delete_attr(MPI_Comm comm, int keyval) {
     if (int e = comm_call_error(comm, "MPI_Comm_delete_attr")) return e;
-    auto it = comm->d->attrs.find(keyval);
-    if (it == comm->d->attrs.end()) return MPI_SUCCESS;
-    void* value = it->second;
-    comm->d->attrs.erase(it);
-    attribute_deleted(comm, keyval, value);
+    delete_attribute(comm, keyval);
     return MPI_SUCCESS;
 }
 

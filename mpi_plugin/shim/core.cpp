@@ -233,10 +233,6 @@ void run_callback(Slot& slot) {
     op->d->fn(in, inout, &len, &type);
 }
 
-}  // namespace
-
-namespace {
-
 // A blocking send queued earlier that the proxy could not post: the
 // program's error handler is fatal (queue_post), so it ends here.
 void check_queued_error(Slot& s) {

@@ -324,6 +324,60 @@ std::optional<Keyval> find_keyval(int keyval);
 // MPI_*_get_attr of an object's own attributes: *flag says whether it is set.
 void get_attr(const AttrMap& attrs, int keyval, void* value, int* flag);
 
+// The callbacks of a keyval for a kind of handle.
+inline MPI_Comm_copy_attr_function* copy_callback(const Keyval& k, MPI_Comm) { return k.comm_copy; }
+inline MPI_Type_copy_attr_function* copy_callback(const Keyval& k, MPI_Datatype) { return k.type_copy; }
+inline MPI_Comm_delete_attr_function* delete_callback(const Keyval& k, MPI_Comm) { return k.comm_delete; }
+inline MPI_Type_delete_attr_function* delete_callback(const Keyval& k, MPI_Datatype) { return k.type_delete; }
+
+// Runs the delete callback of an attribute that has left object h.
+template <class Handle>
+void attribute_deleted(Handle h, int key, void* value) {
+    const std::optional<Keyval> k = find_keyval(key);
+    if (k)
+        if (auto* fn = delete_callback(*k, h)) fn(h, key, value, k->extra);
+}
+
+// Copies attributes to a duplicate through their copy callbacks.
+template <class Handle>
+void copy_attributes(Handle from, Handle to) {
+    const AttrMap attrs = from->d->attrs;  // a callback may change them
+    for (const auto& [key, value] : attrs) {
+        const std::optional<Keyval> k = find_keyval(key);
+        auto* fn = k ? copy_callback(*k, from) : nullptr;
+        if (!fn) continue;
+        void* out = nullptr;
+        int flag = 0;
+        fn(from, key, k->extra, value, &out, &flag);
+        if (flag) to->d->attrs[key] = out;
+    }
+}
+
+// MPI_*_set_attr: a value it replaces is deleted first.
+template <class Handle>
+void set_attribute(Handle h, int key, void* value) {
+    if (auto it = h->d->attrs.find(key); it != h->d->attrs.end()) {
+        void* old = it->second;
+        h->d->attrs.erase(it);
+        attribute_deleted(h, key, old);
+    }
+    h->d->attrs[key] = value;
+}
+
+// MPI_*_delete_attr, and every attribute of an object being freed.
+template <class Handle>
+void delete_attribute(Handle h, int key) {
+    auto it = h->d->attrs.find(key);
+    if (it == h->d->attrs.end()) return;
+    void* value = it->second;
+    h->d->attrs.erase(it);
+    attribute_deleted(h, key, value);
+}
+template <class Handle>
+void delete_attributes(Handle h) {
+    while (!h->d->attrs.empty()) delete_attribute(h, h->d->attrs.begin()->first);
+}
+
 MPI_Comm make_comm(uint64_t id, int rank, int size);
 void init_predefined();
 

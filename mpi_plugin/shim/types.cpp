@@ -344,7 +344,10 @@ int PMPI_Type_dup(MPI_Datatype old, MPI_Datatype* out) {
     if (!usable(old)) return MPI_ERR_TYPE;
     CallFrame c(Call::TypeCreate);
     const int rc = finish_type(TypeMap::dup(old->d->map), TypeCtor::Dup, c, {static_cast<int64_t>(old->id)}, MPI_COMBINER_DUP, {}, {}, {old}, out);
-    if (rc == MPI_SUCCESS) (*out)->d->committed = old->d->committed;
+    if (rc == MPI_SUCCESS) {
+        (*out)->d->committed = old->d->committed;
+        copy_attributes(old, *out);
+    }
     return rc;
 }
 
@@ -371,6 +374,7 @@ int PMPI_Type_free(MPI_Datatype* t) {
     CallFrame c(Call::TypeFree);
     c.arg(static_cast<int64_t>((*t)->id));
     const int rc = c.run();
+    delete_attributes(*t);
     forget_type((*t)->id);
     delete (*t)->d;
     delete *t;
@@ -471,7 +475,7 @@ int PMPI_Type_create_keyval(MPI_Type_copy_attr_function* copy, MPI_Type_delete_a
 int PMPI_Type_free_keyval(int* keyval) { return free_keyval(keyval); }
 int PMPI_Type_set_attr(MPI_Datatype t, int keyval, void* value) {
     if (!usable(t)) return MPI_ERR_TYPE;
-    t->d->attrs[keyval] = value;
+    set_attribute(t, keyval, value);
     return MPI_SUCCESS;
 }
 int PMPI_Type_get_attr(MPI_Datatype t, int keyval, void* value, int* flag) {
@@ -481,7 +485,7 @@ int PMPI_Type_get_attr(MPI_Datatype t, int keyval, void* value, int* flag) {
 }
 int PMPI_Type_delete_attr(MPI_Datatype t, int keyval) {
     if (!usable(t)) return MPI_ERR_TYPE;
-    t->d->attrs.erase(keyval);
+    delete_attribute(t, keyval);
     return MPI_SUCCESS;
 }
 

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""A real simulation code, unmodified: Debian's LAMMPS (`lmp`, installed by
+scripts/install-deps.sh) under the MPI layer.
+
+  test_mpi_lammps.py --bin BUILD [--np N]
+
+A 3-d Lennard-Jones melt of 6912 atoms, 3000 steps, a thermo line every 50.
+The reference is `mpirun -np N lmp` without the engine. Under
+`mpirun -np N ckpt-run --ckpt-dir D -- lmp ...` the job is checkpointed when
+its step-1000 line appears and goes on; it is stopped with a checkpoint at
+its step-2000 line; `mpirun -np N ckpt-run --ckpt-dir D --restart` resumes
+it. The thermo lines of the stopped run followed by those of the restored
+one must be the reference's, byte for byte: none lost, none repeated, every
+value identical (the reductions run in the real library, so floating point
+matches a native run bit for bit).
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+INPUT = """\
+units		lj
+atom_style	atomic
+lattice		fcc 0.8442
+region		box block 0 12 0 12 0 12
+create_box	1 box
+create_atoms	1 box
+mass		1 1.0
+velocity	all create 3.0 87287 loop geom
+pair_style	lj/cut 2.5
+pair_coeff	1 1 1.0 1.0 2.5
+neighbor	0.3 bin
+neigh_modify	every 20 delay 0 check no
+fix		1 all nve
+thermo		50
+run		3000
+"""
+THERMO = re.compile(r"^\s+(\d+)(\s+-?[0-9.e+-]+){5}\s*$")
+TIMEOUT = 300  # seconds for any run or line
+
+
+class Failure(Exception):
+    pass
+
+
+def thermo_lines(text):
+    return [line for line in text.splitlines() if THERMO.match(line)]
+
+
+def mpirun(np_):
+    cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(np_)]
+    return cmd + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+
+
+def run(cmd, what, cwd):
+    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT)
+    if p.returncode != 0:
+        raise Failure(f"{what} exited {p.returncode}:\n{p.stdout[-3000:]}")
+    return p.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True, help="the build directory")
+    ap.add_argument("--np", type=int, default=4)
+    a = ap.parse_args()
+    lmp = shutil.which("lmp")
+    if not lmp:
+        print("FAIL: no `lmp` (Debian's lammps package; scripts/install-deps.sh installs it)")
+        return 1
+    a.bin = os.path.abspath(a.bin)
+    run_bin = os.path.join(a.bin, "agent", "ckpt-run")
+    ctl = os.path.join(a.bin, "coordinator", "ckpt-ctl")
+    work = tempfile.mkdtemp(prefix="ckpt-lammps-")
+    try:
+        with open(os.path.join(work, "in.lj"), "w") as f:
+            f.write(INPUT)
+        app = [lmp, "-in", "in.lj", "-log", "none"]
+        reference = thermo_lines(run(mpirun(a.np) + app, "the native LAMMPS", work))
+        if len(reference) != 61:
+            raise Failure(f"the native run printed {len(reference)} thermo lines, not 61")
+        ck = os.path.join(work, "ck")
+        job = subprocess.Popen(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--"] + app, cwd=work, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        first, out = [], []
+        try:
+            for line in job.stdout:
+                out.append(line)
+                m = THERMO.match(line)
+                if not m:
+                    continue
+                first.append(line.rstrip("\n"))
+                if m.group(1) == "1000":
+                    run([ctl, "--ckpt-dir", ck, "checkpoint"], "ckpt-ctl checkpoint at step 1000", work)
+                elif m.group(1) == "2000":
+                    run([ctl, "--ckpt-dir", ck, "checkpoint", "--stop"], "ckpt-ctl checkpoint --stop at step 2000", work)
+            rc = job.wait(timeout=TIMEOUT)
+        finally:
+            if job.poll() is None:
+                job.kill()
+        if rc == 0 or len(first) == len(reference):
+            raise Failure("the job was not stopped by `checkpoint --stop`:\n" + "".join(out[-40:]))
+        restored = thermo_lines(run(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--restart"], "the restart", work))
+        pieces = first + restored
+        if pieces != reference:
+            n = next((i for i, (x, y) in enumerate(zip(pieces, reference)) if x != y), min(len(pieces), len(reference)))
+            raise Failure(f"{len(first)} + {len(restored)} thermo lines differ from the reference's {len(reference)} "
+                          f"at line {n}:\n  got      {pieces[n] if n < len(pieces) else '(none)'}\n"
+                          f"  expected {reference[n] if n < len(reference) else '(none)'}")
+        print(f"PASS: LAMMPS, {a.np} ranks: checkpointed at step 1000, stopped after step 2000 "
+              f"({len(first)} thermo lines), restored ({len(restored)} more): identical to the native run")
+        return 0
+    except (Failure, subprocess.TimeoutExpired) as e:
+        print(f"FAIL: {e}")
+        return 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
