@@ -262,39 +262,36 @@ int Proxy::post_recv(const int64_t* args, uint64_t& id) {
     return MPI_SUCCESS;
 }
 
-Outcome Proxy::call_send(Slot& s) {
-    uint64_t id = 0;
-    if (const int rc = post_send(s.args, {}, id); rc != MPI_SUCCESS) {
+// The answer to a send or receive posted for the slot's call: at once
+// for a nonblocking post; a blocking one waits for its request and answers
+// its error (and a receive's status).
+Outcome Proxy::answer_post(Slot& s, int rc, uint64_t id, bool blocking, bool with_status) {
+    if (rc != MPI_SUCCESS || !blocking) {
         s.results[0] = rc;
         return Outcome::Done;
     }
-    if (s.args[6] != 0) return Outcome::Done;  // nonblocking
-    const Outcome out = wait_request(id);
-    std::lock_guard lock(mu_);
-    auto it = requests_.find(id);
-    if (it == requests_.end()) return out;
-    if (out == Outcome::Done) s.results[0] = it->second.status.MPI_ERROR;
-    retire_locked(id);
-    return out;
-}
-
-Outcome Proxy::call_recv(Slot& s) {
-    uint64_t id = 0;
-    if (const int rc = post_recv(s.args, id); rc != MPI_SUCCESS) {
-        s.results[0] = rc;
-        return Outcome::Done;
-    }
-    if (s.args[5] != 0) return Outcome::Done;  // nonblocking
     const Outcome out = wait_request(id);
     std::lock_guard lock(mu_);
     auto it = requests_.find(id);
     if (it == requests_.end()) return out;
     if (out == Outcome::Done) {
-        put_status(&s.results[1], it->second.status, true);
+        if (with_status) put_status(&s.results[1], it->second.status, true);
         s.results[0] = it->second.status.MPI_ERROR;
     }
     retire_locked(id);
     return out;
+}
+
+Outcome Proxy::call_send(Slot& s) {
+    uint64_t id = 0;
+    const int rc = post_send(s.args, {}, id);
+    return answer_post(s, rc, id, s.args[6] == 0, false);
+}
+
+Outcome Proxy::call_recv(Slot& s) {
+    uint64_t id = 0;
+    const int rc = post_recv(s.args, id);
+    return answer_post(s, rc, id, s.args[5] == 0, true);
 }
 
 // The posts the shim queued on a slot, in order. A failed nonblocking post

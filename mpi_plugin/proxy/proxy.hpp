@@ -74,6 +74,7 @@ public:
     int post_send(const int64_t* args, std::vector<unsigned char> carried, uint64_t& id);
     int post_recv(const int64_t* args, uint64_t& id);
     void execute_queued(Slot& s);
+    Outcome answer_post(Slot& s, int rc, uint64_t id, bool blocking, bool with_status);
     void forget_detached_locked();  // mu_ held
     Outcome call_send(Slot& s);
     Outcome call_recv(Slot& s);
