@@ -115,9 +115,11 @@ int main(int argc, char** argv) {
     }
     // Under SLURM: the job's own directory, and a requeued job resumes.
     ckpt::slurm::LaunchPlan plan;
+    std::string me = "ckpt-run";  // with the rank in a job of several, in the errors of the job
     try {
-        plan = ckpt::slurm::plan_launch(o.ckpt_dir, o.restart, !program.empty(), o.job_id,
-                                                   ckpt::agent::detect_job_place(o.job_id).rank);
+        const auto place = ckpt::agent::detect_job_place(o.job_id);
+        if (place.size > 1) me += " (rank " + std::to_string(place.rank) + ")";
+        plan = ckpt::slurm::plan_launch(o.ckpt_dir, o.restart, !program.empty(), o.job_id, place.rank);
         o.ckpt_dir = plan.ckpt_dir;
         o.restart = plan.restart;
         if (!plan.restart.empty() && !program.empty() && !plan.drop_program) {
@@ -129,7 +131,7 @@ int main(int argc, char** argv) {
         for (const auto& note : ckpt::slurm::keep_inherited_sockets_from_program())
             if (vm.count("verbose")) std::cerr << "ckpt-run: " << note << "\n";
     } catch (const std::exception& e) {
-        std::cerr << "ckpt-run: error: " << e.what() << "\n";
+        std::cerr << me << ": error: " << e.what() << "\n";
         return 1;
     }
     if (o.restart.empty() && program.empty()) {
@@ -161,7 +163,7 @@ int main(int argc, char** argv) {
     try {
         return ckpt::agent::run_launcher(o);
     } catch (const std::exception& e) {
-        std::cerr << "ckpt-run: error: " << e.what() << "\n";
+        std::cerr << me << ": error: " << e.what() << "\n";
         return 1;
     }
 }

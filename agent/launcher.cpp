@@ -384,6 +384,7 @@ void Launcher::prepare_restore(const std::string& checkpoint) {
     const auto start = Clock::now();
     const std::string rank_file = checkpoint + "/" + rank_file_name(place_.rank);
     say("restoring from " + rank_file);
+    fault_point(FaultPoint::RankRestoring, place_.rank);
     restore_reader_ = std::make_unique<RankReader>(rank_file);
     restore_image_ = load_tree(*restore_reader_);
     restore_mpi_ = MpiLink::read_image(*restore_reader_);
@@ -475,7 +476,7 @@ void Launcher::restore_program(int signals) {
                 fail(m->get("text"));
             } else if (m->verb == "DETACHED") {
                 discard_restore();
-                fail("restart failed: " + m->get("text") + " before it released the restored ranks; the restored processes of this rank were killed");
+                fail("restart failed before the restored ranks were released: " + m->get("text") + "; the restored processes of this rank were killed");
             }
         }
         if (!open) {

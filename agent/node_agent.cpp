@@ -19,13 +19,6 @@ namespace {
 
 using control::Channel;
 
-char g_socket_path[108];
-
-// Ended with its launcher (PR_SET_PDEATHSIG): the socket goes too.
-void remove_socket_and_exit(int) {
-    unlink(g_socket_path);
-    _exit(0);
-}
 using control::Message;
 using Clock = std::chrono::steady_clock;
 
@@ -44,6 +37,7 @@ private:
     void from_coordinator(const Message& m);
     void from_rank(int fd, const Message& m);
     void rank_left(int fd, const std::string& why);
+    void launcher_died();
 
     struct Local {
         Channel channel;
@@ -52,6 +46,7 @@ private:
     NodeAgentOptions o_;
     Channel coordinator_;
     std::map<int, Local> ranks_;
+    int64_t launcher_rank_ = -1;  // the rank whose ckpt-run started this agent, once it registered
 };
 
 Channel NodeAgent::join_coordinator() {
@@ -101,6 +96,7 @@ void NodeAgent::from_rank(int fd, const Message& m) {
     Local& local = ranks_.at(fd);
     if (m.verb == "REGISTER") {
         local.rank = m.number("rank");
+        if (m.has("pid") && m.number("pid") == getppid()) launcher_rank_ = local.rank;
         Message fwd = m;
         fwd.set("node", control::node_name());
         coordinator_.send(fwd);
@@ -113,6 +109,22 @@ void NodeAgent::from_rank(int fd, const Message& m) {
     Message fwd = m;
     fwd.set("rank", local.rank);  // a rank speaks for itself only
     coordinator_.send(fwd);
+}
+
+// The rank whose ckpt-run ran this agent was killed: the coordinator hears
+// that it ended (not that its node is out of reach), the node's other
+// ranks which rank it was, before the agent ends with it.
+void NodeAgent::launcher_died() {
+    std::string who = "the ckpt-run that ran this node's agent";
+    if (launcher_rank_ >= 0) who = "rank " + std::to_string(launcher_rank_) + " on " + control::node_name();
+    for (auto& [fd, local] : ranks_)
+        if (local.rank >= 0 && local.rank == launcher_rank_) {  // (its link may not have closed yet)
+            rank_left(fd, "has ended (its ckpt-run, which ran the node agent, died)");
+            break;
+        }
+    const DeferSignal whole(SIGTERM);
+    for (auto& [fd, local] : ranks_) local.channel.send(Message("DETACHED").set("text", who + " has ended, and the node agent with it"));
+    say(who + " has ended: the node agent ends", 2);
 }
 
 void NodeAgent::rank_left(int fd, const std::string& why) {
@@ -128,12 +140,16 @@ int NodeAgent::run() {
     // A socket left by a killed agent of this job is replaced.
     if (control::connect_unix(path).valid()) fail("another agent of job " + o_.job_id + " already serves " + path);
     unlink(path.c_str());
-    snprintf(g_socket_path, sizeof g_socket_path, "%s", path.c_str());
-    signal(SIGTERM, remove_socket_and_exit);
+    // Ended with its launcher, the node's local rank 0 (SIGTERM): the socket goes too.
+    const LauncherDeath launcher(path);
     UniqueFd listen = control::listen_unix(path);
     say("serving job " + o_.job_id + " at " + path, 2);
     for (;;) {
-        std::vector<pollfd> fds{{coordinator_.fd(), POLLIN, 0}, {listen.get(), POLLIN, 0}};
+        if (launcher.died()) {
+            launcher_died();
+            break;
+        }
+        std::vector<pollfd> fds{{coordinator_.fd(), POLLIN, 0}, {listen.get(), POLLIN, 0}, {launcher.fd(), POLLIN, 0}};
         for (auto& [fd, local] : ranks_) fds.push_back({fd, POLLIN, 0});
         if (poll(fds.data(), fds.size(), -1) < 0) {
             if (errno == EINTR) continue;
@@ -159,7 +175,7 @@ int NodeAgent::run() {
                 say("refused a local connection from uid " + std::to_string(peer.uid) + " (pid " + std::to_string(peer.pid) + ")", 0);
             }
         }
-        for (size_t i = 2; i < fds.size(); ++i) {
+        for (size_t i = 3; i < fds.size(); ++i) {
             if (!fds[i].revents) continue;
             auto it = ranks_.find(fds[i].fd);
             if (it == ranks_.end()) continue;

@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -25,6 +27,34 @@ DeferSignal::DeferSignal(int sig) {
 }
 
 DeferSignal::~DeferSignal() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+
+namespace {
+
+char g_term_unlink[4096];
+pid_t g_launcher = 0;
+int g_death_pipe[2] = {-1, -1};
+volatile sig_atomic_t g_launcher_died = 0;
+
+void on_service_term(int) {
+    if (getppid() == g_launcher) {  // the launcher ends the service
+        unlink(g_term_unlink);
+        _exit(0);
+    }
+    g_launcher_died = 1;
+    (void)!write(g_death_pipe[1], "x", 1);
+}
+
+}  // namespace
+
+LauncherDeath::LauncherDeath(const std::string& path) {
+    snprintf(g_term_unlink, sizeof g_term_unlink, "%s", path.c_str());
+    g_launcher = getppid();
+    if (g_death_pipe[0] < 0 && pipe2(g_death_pipe, O_CLOEXEC | O_NONBLOCK) != 0) fail_errno("cannot create a pipe");
+    signal(SIGTERM, on_service_term);
+}
+
+int LauncherDeath::fd() const { return g_death_pipe[0]; }
+bool LauncherDeath::died() const { return g_launcher_died != 0; }
 
 int64_t clock_ns(clockid_t clock) {
     timespec ts{};

@@ -69,6 +69,22 @@ private:
     sigset_t old_{};
 };
 
+// SIGTERM in a service of a rank's ckpt-run (its coordinator, its node
+// agent), which is its parent: at the job's end the launcher sends it and
+// waits, and the service unlinks `path` and exits 0 at once, as before. When
+// the launcher died without ending it (SIGKILL, a crash), SIGTERM comes as
+// the parent-death signal: then fd() becomes readable and died() is true,
+// so that the service can tell its peers which rank was lost before it ends.
+// One per process (the handler's state is static).
+class LauncherDeath {
+public:
+    explicit LauncherDeath(const std::string& path);
+    LauncherDeath(const LauncherDeath&) = delete;
+    LauncherDeath& operator=(const LauncherDeath&) = delete;
+    int fd() const;
+    bool died() const;
+};
+
 // "0x7f12..." for messages.
 std::string hex(uint64_t value);
 // "3.2 GiB" for messages.

@@ -40,15 +40,6 @@ bool same_secret(const std::string& a, const std::string& b) {
     return diff == 0;
 }
 
-char g_rendezvous_path[4096];
-
-// Ended with rank 0's ckpt-run (PR_SET_PDEATHSIG): nobody will answer at
-// the published address any more. (The directory's lock makes it ours.)
-void unpublish_and_exit(int) {
-    unlink(g_rendezvous_path);
-    _exit(0);
-}
-
 enum class Role { Unknown, Agent, Ctl };
 
 struct Peer {
@@ -764,8 +755,9 @@ int Coordinator::run() {
     uint16_t port = 0;
     const std::string host = node_address();
     listen_ = listen_tcp(host, port);
-    snprintf(g_rendezvous_path, sizeof g_rendezvous_path, "%s", rendezvous_path(o_.ckpt_dir).c_str());
-    signal(SIGTERM, unpublish_and_exit);
+    // Ended with rank 0's ckpt-run, its parent (SIGTERM): nobody will answer
+    // at the published address any more (the directory's lock makes it ours).
+    const agent::LauncherDeath rank0(rendezvous_path(o_.ckpt_dir));
     publish_rendezvous(o_.ckpt_dir, {o_.job_id, host, port, secret_});
     say("job " + o_.job_id + " coordinated at " + host + ":" + std::to_string(port), 2);
     join_deadline_ = Clock::now() + o_.join_timeout;
@@ -777,7 +769,14 @@ int Coordinator::run() {
         const bool all_gone = std::all_of(ranks_.begin(), ranks_.end(), [](const RankSlot& r) { return r.state == RankState::Gone; });
         if (all_gone || (failed_ && !std::any_of(peers_.begin(), peers_.end(), [](const auto& p) { return p.second.role == Role::Agent; })))
             break;
-        std::vector<pollfd> fds{{listen_.get(), POLLIN, 0}};
+        if (rank0.died()) {
+            // Rank 0's ckpt-run was killed: the others must hear of it from
+            // here, the only process that knows (its node agent ends too).
+            rank_gone(0, "has ended (its ckpt-run, which ran the job's coordinator, died)");
+            failed_ = true;
+            break;
+        }
+        std::vector<pollfd> fds{{listen_.get(), POLLIN, 0}, {rank0.fd(), POLLIN, 0}};
         for (auto& [fd, peer] : peers_) fds.push_back({fd, POLLIN, 0});
         auto next = Clock::now() + std::chrono::seconds(1);
         if (round_) next = std::min(next, round_->deadline);
@@ -785,7 +784,7 @@ int Coordinator::run() {
         const int timeout = static_cast<int>(std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now()).count()));
         if (poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) agent::fail_errno("poll");
         if (fds[0].revents & POLLIN) accept_peer();
-        for (size_t i = 1; i < fds.size(); ++i) {
+        for (size_t i = 2; i < fds.size(); ++i) {
             if (!fds[i].revents) continue;
             const int fd = fds[i].fd;
             auto it = peers_.find(fd);

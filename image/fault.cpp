@@ -20,6 +20,7 @@ constexpr FaultPointInfo kPoints[] = {
     {FaultPoint::RankBeforeRename, "rank-before-rename", "a rank's file is written, verified and synced as .tmp, not renamed"},
     {FaultPoint::RankDumpStart, "rank-dump-start", "a rank got DUMP: its tree is frozen, nothing of it read yet"},
     {FaultPoint::RankDumped, "rank-dumped", "a rank's file is in place in the partial checkpoint, DUMPED not sent"},
+    {FaultPoint::RankRestoring, "rank-restoring", "restart: a rank got RESTORE; nothing of its tree restored yet"},
     {FaultPoint::AgentDumping, "agent-dumping", "the node agent handed DUMP to its ranks, whose dumps are starting"},
     {FaultPoint::AgentCommittedOne, "agent-committed-one",
      "the node agent handed COMMITTED to one of its ranks (CKPT_FAULT_RANK: which), not yet to the node's higher ranks"},

@@ -40,6 +40,7 @@ enum class FaultPoint {
     RankBeforeRename,  // its rank file written and synced as .tmp (image/rank_image.cpp)
     RankDumpStart,     // DUMP received: its tree is frozen, nothing read yet
     RankDumped,        // its rank file in place in the partial checkpoint, not reported yet
+    RankRestoring,     // restart: RESTORE received, nothing of its tree restored yet
     // The node agent.
     AgentDumping,       // DUMP handed to the node's ranks: their dumps are starting
     AgentCommittedOne,  // COMMITTED handed to one rank (in rank order), not to the node's higher ranks yet

@@ -154,16 +154,17 @@ class LocalSlurm:
             raise SlurmError(f"`{' '.join(args)}` exited {r.returncode}: {(r.stderr or r.stdout).strip()}")
         return r.stdout
 
-    def sbatch(self, script, *options, env=None, cwd=None):
-        """Submits a batch script (a path); returns the job id."""
-        return self._submit([*options, script], env, cwd)
+    def sbatch(self, script, *options, env=None, cwd=None, prefix=()):
+        """Submits a batch script (a path); returns the job id. prefix: a
+        command that runs sbatch as another user (setpriv ... --)."""
+        return self._submit([*options, script], env, cwd, prefix)
 
     def sbatch_wrap(self, command, *options, env=None, cwd=None):
         """Submits a job whose script is the shell command; returns the job id."""
         return self._submit([*options, "--wrap", command], env, cwd)
 
-    def _submit(self, args, env, cwd):
-        r = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, env=self.env(env), cwd=cwd, timeout=30)
+    def _submit(self, args, env, cwd, prefix=()):
+        r = subprocess.run([*prefix, "sbatch", "--parsable", *args], capture_output=True, text=True, env=self.env(env), cwd=cwd, timeout=30)
         if r.returncode != 0:
             raise SlurmError(f"sbatch {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
         return r.stdout.strip().split(";")[0]

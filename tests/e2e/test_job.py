@@ -681,7 +681,7 @@ def fault_restore_coordinator(h):
     err = job_stderr(s)
     check(rc != 0, "restore_coordinator: the restart without its coordinator exited 0")
     check("ckpt fault point coordinator-before-release: SIGKILL" in err, f"restore_coordinator: the fault point was never reached{s.stderr_tail()}")
-    check("restart failed: the job's coordinator went away (killed or crashed) before it released the restored ranks" in err,
+    check("restart failed before the restored ranks were released: the job's coordinator went away (killed or crashed)" in err,
           f"restore_coordinator: the ranks do not say why they failed{s.stderr_tail()}")
     check(not any(TAG.match(line) for line in s.lines), f"restore_coordinator: the unreleased job printed {s.lines[:3]!r}")
     # Far below every timeout of the job (connect 120 s, phase 600 s).

@@ -46,6 +46,17 @@ run ends with the reference's checksums and verdict, byte for byte.
                (No space left on device, in the job's output), the job goes
                on; requeued, it resumes from the committed checkpoint and ends
                like the reference
+    mpirun     the requeue scenario with `mpirun ckpt-run ...` in the batch
+               script (the template's LAUNCH=mpirun): Open MPI's launcher
+               inside the allocation, the ranks' PMIx from its daemons
+    unprivileged  the requeue scenario as nobody: srun and sbatch run as
+               nobody (setpriv), so do the job's processes; everything in
+               the job's checkpoint directory is nobody's
+    restore_lost_rank, restore_lost_rank0  rank 2 (which runs n2's node
+               agent), rank 0 (the coordinator, n1's agent) killed at the
+               fault point rank-restoring as the requeued job is restored:
+               every other rank exits naming it, the step and the job end
+               (FAILED), nothing is left running
 
 Needs root (SKIP otherwise) and the SLURM packages (slurm/testing/install.sh).
 Nothing waits a fixed time: every step waits for a line, a file or a job
@@ -97,12 +108,16 @@ class Harness(ta.Harness):
 class Test:
     """The harness (work directory, processes), the cluster, the reference."""
 
-    def __init__(self, a, nodes, cpus=4, grace=20, user_signal=True, before_up=None):
-        self.h = Harness(types.SimpleNamespace(bin=a.bin, compression="none", user=None))
+    def __init__(self, a, nodes, cpus=4, grace=20, user_signal=True, before_up=None, user=None):
+        # As another user (test_apps' harness): the binaries staged where it
+        # can run them, the directories made for it its own, every command
+        # of the test (srun, sbatch) run as it through setpriv.
+        self.h = Harness(types.SimpleNamespace(bin=a.bin, compression="none", user=user))
         if before_up:
             before_up(self)  # mounts the nodes must see exist before they are made
-        self.cluster = self.h.cluster = local_slurm.LocalSlurm(self.h.mkdir("slurm"), nodes=nodes, cpus=cpus, grace=grace,
-                                                                user_signal=user_signal)
+        state = os.path.join(self.h.work, "slurm")  # root's, as the daemons are
+        os.makedirs(state)
+        self.cluster = self.h.cluster = local_slurm.LocalSlurm(state, nodes=nodes, cpus=cpus, grace=grace, user_signal=user_signal)
         try:
             self.cluster.up()
         except BaseException:
@@ -114,7 +129,7 @@ class Test:
         ckpt-run's registry of job directories in the work directory."""
         env = self.cluster.env(self.h.env)
         env["PATH"] = f"{self.h.tool('agent')}:{self.h.tool('coordinator')}:{env['PATH']}"
-        env["CKPT_JOBS_DIR"] = os.path.join(self.h.work, "jobs")
+        env["CKPT_JOBS_DIR"] = self.h.mkdir("jobs")
         env.update(extra)
         return env
 
@@ -150,13 +165,14 @@ def run_scenario(a, body, **cluster):
 class Job:
     """A batch job from a template; its runs are read from its output file."""
 
-    def __init__(self, t, name, args, sbatch, interval="2", options="", template=TEMPLATE, ck=None, program=None):
+    def __init__(self, t, name, args, sbatch, interval="2", options="", template=TEMPLATE, ck=None, program=None, env=None):
         self.t = t
         self.dir = t.h.mkdir(name)
         self.out, self.err = os.path.join(self.dir, "job.out"), os.path.join(self.dir, "job.err")
         self.ck = ck or os.path.join(self.dir, "ckpt")
-        env = t.env(CKPT_DIR=self.ck, PROGRAM=" ".join([program or t.victim(), *args]), CKPT_INTERVAL=interval, CKPT_OPTIONS=options)
-        self.id = t.cluster.sbatch(template, "-o", self.out, "-e", self.err, *sbatch, env=env, cwd=self.dir)
+        env = t.env(CKPT_DIR=self.ck, PROGRAM=" ".join([program or t.victim(), *args]), CKPT_INTERVAL=interval, CKPT_OPTIONS=options,
+                    **(env or {}))
+        self.id = t.cluster.sbatch(template, "-o", self.out, "-e", self.err, *sbatch, env=env, cwd=self.dir, prefix=t.h.user)
         self.job_dir = os.path.join(self.ck, f"slurm-{self.id}")
         self.released = None  # the restart count the begin time was last cut short for
         print(f"  job {self.id}: {name} ({os.path.basename(template)} {' '.join(sbatch)})", flush=True)
@@ -280,19 +296,34 @@ def compare_pieces(ref, pieces, what):
 # ---- scenarios -------------------------------------------------------------------
 
 
-def requeue(t):
+def requeue(t, what="requeue", env=None, options="", running=None):
+    """running(job): checks while the first run goes on."""
     args = victim_args(1200)
     ref = t.reference(args)
-    job = Job(t, "requeue", args, ["-N2", "--ntasks-per-node=2"], interval="2")
+    job = Job(t, what, args, ["-N2", "--ntasks-per-node=2"], interval="2", env=env, options=options)
     seen = job.wait_progress(0, ref, 0.3)
     job.wait_checkpoints(2, job.committed())
+    if running:
+        running(job)
     t.cluster.cmd("scontrol", "requeue", job.id)
     job.wait_requeued(1)
     fields = job.run_to_end()
-    check(fields.get("Restarts") == "1", f"requeue: Restarts={fields.get('Restarts')}")
-    job.compare(ref, ["kill", "end"], [0, seen + 1], "requeue")
+    check(fields.get("Restarts") == "1", f"{what}: Restarts={fields.get('Restarts')}")
+    job.compare(ref, ["kill", "end"], [0, seen + 1], what)
     job.expect_resumed(1)
-    t.h.expect_no_leftovers("requeue: at the end")
+    t.h.expect_no_leftovers(f"{what}: at the end")
+    return job
+
+
+def mpirun(t):
+    """The requeue scenario with Open MPI's mpirun inside the batch script
+    (the template's LAUNCH=mpirun) instead of srun: the ranks' PMIx comes
+    from mpirun's daemons, the job from SLURM_JOB_ID alone. (-v: the
+    coordinator names the job of each run, mpirun's PMIx namespace.)"""
+    job = requeue(t, "mpirun", dict(LAUNCH="mpirun", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1"), options="-v")
+    runs = re.findall(r"^ckpt-coordinator: job (\S+): 4 rank\(s\) on 2 node\(s\)$", job.stderr(), re.M)
+    check(len(runs) == 2 and all(r.startswith("ompi-") for r in runs) and runs[0] != runs[1],
+          f"mpirun: the coordinators did not serve one mpirun job each run (ompi-NAMESPACE): {runs}{job.tail()}")
 
 
 def preempted(t, what, signal):
@@ -470,6 +501,75 @@ def full_disk(t):
     t.h.expect_no_leftovers("full_disk: at the end")
 
 
+def unprivileged(t):
+    """The requeue scenario as nobody: srun and sbatch run as nobody (the
+    daemons as root); every process of the job's ckpt-run runs as nobody,
+    and everything in the job's checkpoint directory is nobody's."""
+    def as_user(job):
+        procs = {pid: cmd for pid in ta.all_pids() if job.ck in (cmd := ta.proc_cmdline(pid)) and "ckpt-run" in cmd}
+        check(len(procs) >= 4, f"unprivileged: {len(procs)} ckpt-run process(es) of job {job.id} found, expected 4 or more")
+        for pid, cmd in procs.items():
+            uids = proc_uids(pid)
+            check(uids and all(u == t.h.uid for u in uids), f"unprivileged: pid {pid} ({cmd}) runs with uids {uids}, not as nobody")
+    job = requeue(t, "unprivileged", running=as_user)
+    for root, dirs, files in os.walk(job.job_dir):
+        for e in [root] + [os.path.join(root, n) for n in dirs + files]:
+            st = os.lstat(e)
+            check((st.st_uid, st.st_gid) == (t.h.uid, t.h.gid), f"unprivileged: {e} is owned by {st.st_uid}:{st.st_gid}, not nobody")
+    check(len(job.committed()) >= 1, f"unprivileged: no checkpoint left in {job.job_dir}")
+
+
+def proc_uids(pid):
+    """The real, effective, saved and file-system uids of pid (empty once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return [int(u) for u in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
+def lost_in_restore(dead):
+    """Rank `dead` dies (SIGKILL at the fault point rank-restoring) as the
+    requeued job restores it; the rank's ckpt-run also ran n2's node agent
+    (rank 2) or the job's coordinator and n1's agent (rank 0). Every other
+    rank exits at once (1) saying which rank was lost, the srun step ends
+    (137: a task was killed), the job ends FAILED (not requeued again),
+    nothing stays."""
+    def case(t):
+        args = victim_args(1200)
+        ref = t.reference(args)
+        arm = os.path.join(t.h.work, "restore-armed")
+        job = Job(t, f"restore_lost_rank{dead}", args, ["-N2", "--ntasks-per-node=2"], interval="2",
+                  env=dict(CKPT_FAULT="rank-restoring", CKPT_FAULT_RANK=str(dead), CKPT_FAULT_ARM=arm))
+        job.wait_progress(0, ref, 0.2)
+        job.wait_checkpoints(1, [])
+        open(arm, "w").close()
+        t.cluster.cmd("scontrol", "requeue", job.id)
+        job.wait_requeued(1)
+        job.release()
+        t0 = time.time()
+        fields = t.cluster.wait_job(job.id, lambda f: f.get("JobState") in ENDED, "end after the failed restore", timeout=ta.TIMEOUT)
+        took = time.time() - t0
+        err = job.stderr()
+        check(fields.get("JobState") == "FAILED" and fields.get("Restarts") == "1" and fields.get("ExitCode") not in (None, "0:0"),
+              f"restore_lost_rank{dead}: the job is {fields.get('JobState')} (exit {fields.get('ExitCode')}), "
+              f"Restarts={fields.get('Restarts')}{job.tail()}")
+        run1 = err[err.index(f"=== job {job.id}, run 1,"):]
+        check("ckpt fault point rank-restoring: SIGKILL" in run1, f"restore_lost_rank{dead}: the fault point was never reached{job.tail()}")
+        node = "n1" if dead < 2 else "n2"
+        for r in sorted(set(range(4)) - {dead}):
+            check(re.search(rf"^ckpt-run \(rank {r}\): error: restart failed\b.*\brank {dead} on {node} has ended\b", run1, re.M),
+                  f"restore_lost_rank{dead}: rank {r} does not say that rank {dead} was lost{job.tail()}")
+        check(re.search(r"^srun: error: n\d: tasks? [\d-]+: Exited with exit code 1$", run1, re.M),
+              f"restore_lost_rank{dead}: the step did not end with exit code 1{job.tail()}")
+        check(took < 30, f"restore_lost_rank{dead}: the job took {took:.0f} s to end once it restarted")
+        t.h.expect_no_leftovers(f"restore_lost_rank{dead}: at the end")
+    return case
+
+
 SCENARIOS = {  # name: (body, the cluster it runs on)
     "requeue": (requeue, dict(nodes=2)),
     "preempt": (preempt, dict(nodes=2, grace=30)),
@@ -479,6 +579,10 @@ SCENARIOS = {  # name: (body, the cluster it runs on)
     "walltime": (walltime, dict(nodes=2)),
     "move": (move, dict(nodes=4)),
     "full_disk": (full_disk, dict(nodes=2, before_up=mount_tmpfs)),
+    "mpirun": (mpirun, dict(nodes=2)),
+    "unprivileged": (unprivileged, dict(nodes=2, user="nobody")),
+    "restore_lost_rank": (lost_in_restore(2), dict(nodes=2)),
+    "restore_lost_rank0": (lost_in_restore(0), dict(nodes=2)),
 }
 
 
