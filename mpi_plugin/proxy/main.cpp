@@ -191,7 +191,7 @@ void Proxy::serve_slot(uint32_t index) {
             cv_.wait(lock, [&] { return accepting_ || stopping_; });
         }
         if (stopping_) return;
-        if (!slot_wait(s, Side::Proxy, [&] { return posted() || queued(); }, kProxySpins, [&] { return stopping_.load() || !accepting_; })) {
+        if (!slot_wait(s, Side::Proxy, [&] { return posted() || queued(); }, kProxySpins, [&] { return stopping_.load() || !accepting_; }, kProxyYieldNs)) {
             if (stopping_) return;
             continue;
         }
