@@ -13,7 +13,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -49,17 +48,6 @@ UniqueFd make_memfd(const char* name, uint64_t size) {
 void reap(pid_t pid) {
     while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
-}
-
-// Whether the process ended within the timeout (it is left to reap).
-bool exited_within(pid_t pid, std::chrono::milliseconds timeout) {
-    UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-    if (!pidfd.valid()) return false;
-    pollfd p{pidfd.get(), POLLIN, 0};
-    int n;
-    while ((n = poll(&p, 1, static_cast<int>(timeout.count()))) < 0 && errno == EINTR) {
-    }
-    return n > 0;
 }
 
 // One read of what the link has, appended to `into`; returns read's result.
@@ -121,23 +109,10 @@ std::unique_ptr<MpiLink> MpiLink::start(bool restarting) {
 }
 
 MpiLink::~MpiLink() {
-    if (pid_ <= 0) return;
-    // A proxy killed inside MPI_Init, while it connects to the launcher's
-    // PMIx server, can leave mpirun hung with its ranks gone (seen with Open
-    // MPI 4.1 when a restart failed at once): it ends its MPI_Init first,
-    // then leaves without finalizing, so the launcher sees this rank fail.
-    try {
-        if (!ready_) wait_for("READY", std::chrono::seconds(30));
-        send("EXIT", {{"finalize", "0"}});
-        if (exited_within(pid_, std::chrono::seconds(10))) {
-            reap(pid_);
-            return;
-        }
-    } catch (const std::exception&) {
-        // (dead, or not answering: killed below)
+    if (pid_ > 0) {
+        kill(pid_, SIGKILL);
+        reap(pid_);
     }
-    kill(pid_, SIGKILL);
-    reap(pid_);
 }
 
 void MpiLink::prepare_program() const {
@@ -162,7 +137,6 @@ void MpiLink::parse_lines() {
         in_.erase(0, nl + 1);
         try {
             control::Message m = control::Message::decode(line);
-            if (m.verb == "READY") ready_ = true;
             pending_.emplace_back(m.verb, m.args);
         } catch (const std::exception&) {
             // (a malformed line from our own proxy: ignored)

@@ -67,7 +67,6 @@ private:
     std::string in_;
     std::vector<std::pair<std::string, std::map<std::string, std::string>>> pending_;
     std::string shim_dir_;
-    bool ready_ = false;  // the proxy's MPI_Init is over
 };
 
 }  // namespace ckpt::agent
