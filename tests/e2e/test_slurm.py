@@ -172,6 +172,13 @@ class Job:
         self.ck = ck or os.path.join(self.dir, "ckpt")
         env = t.env(CKPT_DIR=self.ck, PROGRAM=" ".join([program or t.victim(), *args]), CKPT_INTERVAL=interval, CKPT_OPTIONS=options,
                     **(env or {}))
+        if t.h.user:
+            # The source tree may be out of the user's reach (a clone under
+            # /root or in a 0700 directory): sbatch reads a copy of its own.
+            staged = os.path.join(self.dir, os.path.basename(template))
+            shutil.copy(template, staged)
+            os.chmod(staged, 0o755)
+            template = staged
         self.id = t.cluster.sbatch(template, "-o", self.out, "-e", self.err, *sbatch, env=env, cwd=self.dir, prefix=t.h.user)
         self.job_dir = os.path.join(self.ck, f"slurm-{self.id}")
         self.released = None  # the restart count the begin time was last cut short for
