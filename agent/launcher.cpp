@@ -499,7 +499,7 @@ void Launcher::attach_proxy() {
 void Launcher::on_proxy_readable() {
     bool alive = true;
     for (auto& [verb, args] : mpi_->receive(alive)) {
-        if (verb == "COUNTS" || verb == "SAFE" || verb == "DRAINED" || verb == "FAILED") {
+        if (verb == "COUNTS" || verb == "RAISE" || verb == "SAFE" || verb == "DRAINED" || verb == "FAILED") {
             control::Message m(verb, args);
             if (verb == "FAILED" && !m.has("kind")) m.set("kind", "mpi");
             if (linked_) link_.send(m);

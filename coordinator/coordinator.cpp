@@ -133,6 +133,7 @@ private:
     bool mpi_job() const;
     void next_step(Round::Step step, Message m);
     void start_dump();
+    bool raise_targets(const std::string& text);
     std::string targets_text() const;
     void on_quiesce_message(uint32_t rank, const Message& m);
     void abort_round(const std::string& why);
@@ -322,7 +323,7 @@ void Coordinator::on_rank_message(int fd, const Message& m) {
         }
         return;
     }
-    if (m.verb == "COUNTS" || m.verb == "SAFE" || m.verb == "DRAINED") {
+    if (m.verb == "COUNTS" || m.verb == "RAISE" || m.verb == "SAFE" || m.verb == "DRAINED") {
         on_quiesce_message(rank, m);
         return;
     }
@@ -396,6 +397,25 @@ void Coordinator::start_dump() {
     fault_point(FaultPoint::CoordinatorDumping);
 }
 
+// "gid:count,..." ("-": none): the targets are the maxima. True if one rose.
+bool Coordinator::raise_targets(const std::string& text) {
+    bool raised = false;
+    size_t pos = 0;
+    while (pos < text.size() && text != "-") {
+        size_t comma = text.find(',', pos);
+        if (comma == std::string::npos) comma = text.size();
+        const std::string item = text.substr(pos, comma - pos);
+        const size_t colon = item.find(':');
+        if (colon != std::string::npos) {
+            const uint64_t gid = std::stoull(item.substr(0, colon)), n = std::stoull(item.substr(colon + 1));
+            uint64_t& target = round_->targets[gid];
+            if (n > target) target = n, raised = true;
+        }
+        pos = comma + 1;
+    }
+    return raised;
+}
+
 std::string Coordinator::targets_text() const {
     std::string out;
     for (const auto& [gid, n] : round_->targets) out += (out.empty() ? "" : ",") + std::to_string(gid) + ":" + std::to_string(n);
@@ -407,24 +427,21 @@ void Coordinator::on_quiesce_message(uint32_t rank, const Message& m) {
     if (!round_ || m.number("sequence") != static_cast<int64_t>(round_->sequence)) return;
     Round& r = *round_;
     if (m.verb == "COUNTS" && r.step == Round::Step::Prepare) {
-        // "gid:count,..." : the targets are the maxima.
-        const std::string text = m.get("counts");
-        size_t pos = 0;
-        while (pos < text.size() && text != "-") {
-            size_t comma = text.find(',', pos);
-            if (comma == std::string::npos) comma = text.size();
-            const std::string item = text.substr(pos, comma - pos);
-            const size_t colon = item.find(':');
-            if (colon != std::string::npos) {
-                const uint64_t gid = std::stoull(item.substr(0, colon)), n = std::stoull(item.substr(colon + 1));
-                r.targets[gid] = std::max(r.targets[gid], n);
-            }
-            pos = comma + 1;
-        }
+        raise_targets(m.get("counts"));
         if (!r.waiting.erase(rank) || !r.waiting.empty()) return;
         round_progress("collective targets of " + std::to_string(r.targets.size()) + " communicator(s) set; waiting for every rank to reach them");
         r.target_version = 1;
         next_step(Round::Step::Safe, Message("TARGETS").set("version", 1).set("targets", targets_text()));
+        return;
+    }
+    if (m.verb == "RAISE" && r.step == Round::Step::Safe) {
+        // A rank must go past a target to reach another: every rank hears
+        // the new targets and reports SAFE for them again.
+        if (!raise_targets(m.get("targets"))) return;
+        ++r.target_version;
+        round_progress("rank " + std::to_string(rank) + " must pass a collective target to reach another: targets raised (version " +
+                       std::to_string(r.target_version) + ")");
+        next_step(Round::Step::Safe, Message("TARGETS").set("version", static_cast<int64_t>(r.target_version)).set("targets", targets_text()));
         return;
     }
     if (m.verb == "SAFE" && r.step == Round::Step::Safe) {

@@ -142,6 +142,8 @@ private:
     void restore_state(const ProxyState& st);
     ProxyState capture_state();
     void send_line(const std::string& line);
+    bool behind_target_locked(const CommEntry& c) const;
+    bool behind_any_target_locked() const;
 
     int link_fd_, state_fd_;
     bool restarting_;

@@ -6,9 +6,13 @@
 //             until the coordinator answers with the maximum per
 //             communicator (TARGETS).
 //   TARGETS   a rank below a target runs on; a collective beyond the target
-//             waits. SAFE once every communicator is at its target and no
-//             collective is in progress: every collective begun anywhere has
-//             been entered by all its members and has completed.
+//             waits, unless the rank is still below the target of another
+//             communicator: then it enters, and asks the coordinator to raise
+//             this communicator's target for every member (RAISE; the
+//             coordinator answers with TARGETS of a new version). SAFE once
+//             every communicator is at its target and no collective is in
+//             progress: every collective begun anywhere has been entered by
+//             all its members and has completed.
 //   (FREEZE)  ckpt-run freezes the program.
 //   DRAIN     the proxies exchange how many messages each sent to each, and
 //             receive until all have arrived: into posted receives, or kept
@@ -45,6 +49,17 @@ std::map<uint64_t, uint64_t> parse_counts(const std::string& text) {
 
 }  // namespace
 
+bool Proxy::behind_target_locked(const CommEntry& c) const {
+    auto t = targets_.find(c.gid);
+    return t != targets_.end() && c.collectives < t->second;
+}
+
+bool Proxy::behind_any_target_locked() const {
+    for (const auto& [id, c] : comms_)
+        if (behind_target_locked(c)) return true;
+    return false;
+}
+
 bool Proxy::enter_collective(uint64_t comm_id) {
     std::unique_lock lock(mu_);
     for (;;) {
@@ -54,8 +69,18 @@ bool Proxy::enter_collective(uint64_t comm_id) {
         if (it == comms_.end()) break;
         if (comm_id == kCommSelf) break;  // nobody else takes part
         if (have_targets_) {
-            auto t = targets_.find(it->second.gid);
-            if (t != targets_.end() && it->second.collectives < t->second) break;  // behind: catch up
+            CommEntry& c = it->second;
+            if (behind_target_locked(c)) break;  // behind: catch up
+            if (behind_any_target_locked()) {
+                // At this communicator's target but behind on another one,
+                // which this rank can only reach through this collective:
+                // every member must enter it too. The coordinator raises
+                // the target for all (RAISE), and the others catch up.
+                targets_[c.gid] = c.collectives + 1;
+                send_line("RAISE sequence=" + std::to_string(sequence_) + " targets=" + std::to_string(c.gid) + ":" +
+                          std::to_string(c.collectives + 1));
+                break;
+            }
         }
         // Before the targets are known no collective starts (its count is
         // already reported); at its target it waits for the checkpoint.
@@ -110,11 +135,7 @@ void Proxy::set_targets(uint64_t sequence, uint64_t version, const std::string& 
 
 void Proxy::report_if_safe_locked() {
     if (phase_ != Phase::Preparing || !have_targets_ || reported_safe_) return;
-    if (collectives_in_flight_ > 0) return;
-    for (const auto& [id, c] : comms_) {
-        auto t = targets_.find(c.gid);
-        if (t != targets_.end() && c.collectives < t->second) return;
-    }
+    if (collectives_in_flight_ > 0 || behind_any_target_locked()) return;
     reported_safe_ = true;
     // (send_line takes only the link's lock.)
     send_line("SAFE sequence=" + std::to_string(sequence_) + " version=" + std::to_string(target_version_));

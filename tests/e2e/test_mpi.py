@@ -25,7 +25,8 @@ before that checkpoint; the last piece ends with the reference's verdict.
                 70 % and restarted again: the three pieces make the reference
       early     `checkpoint --stop` as soon as rank 0 printed `step 0` (just
                 after MPI_Init and the program's setup), restart
-      blocked   the job's laggard (rank N-1; rank 0 for master_worker) sleeps
+      blocked   the job's laggard (rank N-1; rank 0 for master_worker; the
+                even ranks for comm_split, see laggards()) sleeps
                 1 ms more than the others every step (--lag), so that the
                 others spend most of each step inside a blocking call or a
                 collective waiting for it: `checkpoint` at 30 %; at 60 % the
@@ -79,10 +80,15 @@ LAG_PACE, LAG, STALL = "500", "1000", "3000000"  # us: every rank, the laggard's
 NODE_STEPS = {"halo2d": 600, "comm_split": 100}  # TCP between the nodes is slow; default: STEPS // 10
 
 
-def laggard(name, n):
-    """The rank the others wait for: the master for master_worker (its workers
-    wait in MPI_Probe), else the last rank."""
-    return 0 if name == "master_worker" else n - 1
+def laggards(name, n):
+    """The ranks the others wait for, as (rank, stride) of --lag and --stall:
+    the master for master_worker (its workers wait in MPI_Probe); the even
+    ranks for comm_split, so that its odd half enters the step's
+    MPI_Comm_split of MPI_COMM_WORLD while the even half has yet to enter
+    the step's collective on its own half (a checkpoint then finds the
+    halves on either side of a collective of the world: the even ranks must
+    go past their half's target to reach the world's); else the last rank."""
+    return {"master_worker": (0, 0), "comm_split": (0, 2)}.get(name, (n - 1, 0))
 
 
 def victim_args(name, n, blocked=False, steps=None):
@@ -90,8 +96,9 @@ def victim_args(name, n, blocked=False, steps=None):
     args = [str(steps), str(steps // PROGRESS_LINES)]
     if not blocked:
         return args + ["--pace", PACE]
-    return args + ["--pace", LAG_PACE, "--lag", f"{laggard(name, n)}:{LAG}",
-                   "--stall", f"{laggard(name, n)}:{at(args, 0.6)}:{STALL}"]
+    rank, stride = laggards(name, n)
+    every = f":{stride}" if stride else ""
+    return args + ["--pace", LAG_PACE, "--lag", f"{rank}:{LAG}{every}", "--stall", f"{rank}:{at(args, 0.6)}:{STALL}{every}"]
 
 
 def at(args, fraction):

@@ -45,7 +45,7 @@ void victim_say(const victim *v, const char *fmt, ...) {
 }
 
 static void bad(const char *name, const char *what, const char *arg) {
-    say(2, "mpi_%s: bad %s: %s (usage: mpi_%s STEPS EVERY [--pace USEC] [--lag RANK:USEC] [--stall RANK:STEP:USEC])",
+    say(2, "mpi_%s: bad %s: %s (usage: mpi_%s STEPS EVERY [--pace USEC] [--lag RANK:USEC[:STRIDE]] [--stall RANK:STEP:USEC[:STRIDE]])",
         name, what, arg, name);
     exit(2);
 }
@@ -62,10 +62,18 @@ static void numbers(const char *arg, long *out, int n, const char *what, const c
     }
 }
 
+/* n numbers and an optional STRIDE after them (0 when absent) in out[n]. */
+static void numbers_and_stride(const char *arg, long *out, int n, const char *what, const char *name) {
+    int colons = 0;
+    for (const char *p = arg; *p; p++) colons += *p == ':';
+    out[n] = 0;
+    numbers(arg, out, colons == n ? n + 1 : n, what, name);
+}
+
 void victim_init(victim *v, int *argc, char ***argv, const char *name) {
     memset(v, 0, sizeof *v);
     v->name = name;
-    v->lag_rank = v->stall_rank = -1;
+    v->lag.rank = v->stall.rank = -1;
     v->hash = FNV_BASIS;
     MPI_Init(argc, argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &v->rank);
@@ -73,17 +81,17 @@ void victim_init(victim *v, int *argc, char ***argv, const char *name) {
     char **a = *argv;
     int positional = 0;
     for (int i = 1; i < *argc; i++) {
-        long f[3];
+        long f[4];
         if (i + 1 >= *argc && a[i][0] == '-') {
             bad(name, "option without its value", a[i]);
         } else if (!strcmp(a[i], "--pace")) {
             numbers(a[++i], &v->pace_us, 1, "--pace", name);
         } else if (!strcmp(a[i], "--lag")) {
-            numbers(a[++i], f, 2, "--lag", name);
-            v->lag_rank = (int)f[0], v->lag_us = f[1];
+            numbers_and_stride(a[++i], f, 2, "--lag", name);
+            v->lag.rank = (int)f[0], v->lag_us = f[1], v->lag.stride = (int)f[2];
         } else if (!strcmp(a[i], "--stall")) {
-            numbers(a[++i], f, 3, "--stall", name);
-            v->stall_rank = (int)f[0], v->stall_step = f[1], v->stall_us = f[2];
+            numbers_and_stride(a[++i], f, 3, "--stall", name);
+            v->stall.rank = (int)f[0], v->stall_step = f[1], v->stall_us = f[2], v->stall.stride = (int)f[3];
         } else if (positional < 2) {
             numbers(a[i], positional ? &v->every : &v->steps, 1, positional ? "EVERY" : "STEPS", name);
             positional++;
@@ -94,10 +102,14 @@ void victim_init(victim *v, int *argc, char ***argv, const char *name) {
     if (positional != 2 || v->every < 1) bad(name, "command line", positional == 2 ? "EVERY 0" : "STEPS and EVERY missing");
 }
 
+static int chosen(const victim *v, victim_ranks r) {
+    if (r.rank < 0 || v->rank < r.rank) return 0;
+    return r.stride > 0 ? (v->rank - r.rank) % r.stride == 0 : v->rank == r.rank;
+}
+
 void victim_step(victim *v, long k) {
     if (k % v->every == 0) victim_say(v, "step %ld", k);
-    long us = v->pace_us + (v->rank == v->lag_rank ? v->lag_us : 0) +
-              (v->rank == v->stall_rank && k == v->stall_step ? v->stall_us : 0);
+    long us = v->pace_us + (chosen(v, v->lag) ? v->lag_us : 0) + (chosen(v, v->stall) && k == v->stall_step ? v->stall_us : 0);
     if (us > 0) {
         struct timespec t = {us / 1000000, us % 1000000 * 1000};
         while (nanosleep(&t, &t) != 0 && errno == EINTR) {

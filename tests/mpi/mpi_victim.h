@@ -1,6 +1,6 @@
 /* The frame shared by the MPI victim programs (see README.md).
  *
- *   mpi_NAME STEPS EVERY [--pace USEC] [--lag RANK:USEC] [--stall RANK:STEP:USEC]
+ *   mpi_NAME STEPS EVERY [--pace USEC] [--lag RANK:USEC[:STRIDE]] [--stall RANK:STEP:USEC[:STRIDE]]
  *
  * A victim runs STEPS steps. At the top of step k, rank 0 prints "step k"
  * when k is a multiple of EVERY; then every rank sleeps --pace microseconds
@@ -9,7 +9,8 @@
  * longer: the others wait for it inside a blocking call or a collective),
  * and rank RANK of --stall sleeps USEC more at step STEP only (a moment
  * when the others are surely blocked: a test checkpoints the job when it
- * sees "step STEP"). Pace, lag and stall change the timing, never the
+ * sees "step STEP"). With STRIDE, ranks RANK+STRIDE, RANK+2*STRIDE ... lag
+ * or stall too. Pace, lag and stall change the timing, never the
  * output. Every rank
  * folds what it received, in the order it received it, into an FNV-1a hash
  * and runs self-checks; at the end rank 0 prints every rank's checksum, the
@@ -24,14 +25,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/* Rank `rank` (-1: none), and with a stride, every stride-th rank after it. */
+typedef struct {
+    int rank, stride;
+} victim_ranks;
+
 typedef struct {
     const char *name;
     int rank, size;
     long steps, every;
     long pace_us;    /* every rank, every step */
-    int lag_rank;    /* -1: nobody lags */
-    long lag_us;     /* more, for lag_rank */
-    int stall_rank;  /* -1: nobody stalls */
+    victim_ranks lag;    /* the ranks that sleep lag_us more every step */
+    long lag_us;
+    victim_ranks stall;  /* the ranks that sleep stall_us more at step stall_step */
     long stall_step, stall_us;
     uint64_t hash;   /* of everything received, in order */
     long checks, failed;
