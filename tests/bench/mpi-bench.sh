@@ -9,7 +9,8 @@
 # `mpirun ... ckpt-run --ckpt-dir D -- ckpt-mpi-bench` (the MPI layer):
 # 8-byte ping-pong latency and 1 MiB ping-pong bandwidth with 2 ranks;
 # MPI_Allreduce of 8 bytes and of 1 MiB and the time per iteration of a 2-D
-# halo mini-application with 4 ranks (oversubscribed on a 2-core machine).
+# halo mini-application with 4 ranks (oversubscribed on a 2-core machine),
+# and the halo mini-application again with 2 ranks.
 # Each figure comes with its ratio to plain Open MPI. Then a 4-rank job
 # (tests/mpi mpi_halo2d) under ckpt-run: the time of `ckpt-ctl checkpoint`,
 # of `ckpt-ctl checkpoint --stop` and of `mpirun ... ckpt-run --restart` until
@@ -148,6 +149,7 @@ ckpt_job() {
 for mode in native ckpt; do
     measure "$mode" p2p 2
     measure "$mode" coll 4
+    measure "$mode" halo 2
 done
 [[ -s $WORK/native ]] || { echo "mpi-bench: the native runs failed: ${NOTES[*]}" >&2; exit 1; }
 native_start
@@ -176,7 +178,7 @@ orfail() { [[ -n $1 ]] && echo "$1 s" || echo "failed"; }
     echo "Measured $DATE_START with \`$COMMAND\` (build type $BUILD_TYPE)."
     echo
     "$ROOT/tests/bench/machine.sh" "$LOAD_START" "$BASE" agent coordinator mpi_plugin tests/bench tests/mpi
-    echo "- Open MPI: $OMPI; \`mpirun --oversubscribe --bind-to none\`; ping-pong with 2 ranks, the rest with 4 ranks on $(nproc) cores"
+    echo "- Open MPI: $OMPI; \`mpirun --oversubscribe --bind-to none\`; ping-pong with 2 ranks, the rest with 4 ranks on $(nproc) cores (the last figure: 2 ranks)"
     echo "- Same binary (\`ckpt-mpi-bench\`, built as mpicc builds it) natively and as \`mpirun -np N ckpt-run --ckpt-dir D -- ckpt-mpi-bench\`;" \
         "each figure the median of 7 trials (the slowest rank's time per trial); *slowdown*: under ckpt-run / native for times, native / under ckpt-run for bandwidth"
     echo
@@ -187,6 +189,7 @@ orfail() { [[ -n $1 ]] && echo "$1 s" || echo "failed"; }
     figure allreduce_8B_us "MPI_Allreduce, 8 B (us)" time
     figure allreduce_1MiB_us "MPI_Allreduce, 1 MiB (us)" time
     figure halo_iter_us "halo mini-application, 512x512 per rank (us per iteration)" time
+    figure halo_iter_us_2ranks "the same with 2 ranks, one per core (us per iteration)" time
     echo
     echo "A 4-rank job (\`mpi_halo2d ${JOB_ARGS[*]}\`, tests/mpi) under ckpt-run:"
     echo

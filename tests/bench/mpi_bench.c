@@ -12,6 +12,8 @@
  *                         MPI_Sendrecv of rows and of columns (a vector type)
  *                         with the four neighbours, a 5-point update, an
  *                         MPI_Allreduce of the residual every 10 iterations
+ *   mpi_bench halo    (any number of ranks)
+ *     halo_iter_us_Nranks the same with N ranks (N: how many ran)
  *
  * Each figure is the median of TRIALS (7) timed trials after one untimed
  * one; a trial's time is the slowest rank's (MPI_MAX). Rank 0 prints
@@ -128,8 +130,12 @@ int main(int argc, char **argv) {
         report("allreduce_8B_us", median(allreduce_small, 2000) * 1e6);
         report("allreduce_1MiB_us", median(allreduce_large, 20) * 1e6);
         report("halo_iter_us", median(halo, 50) * 1e6);
+    } else if (argc == 2 && !strcmp(argv[1], "halo")) {
+        char name[64];
+        snprintf(name, sizeof name, "halo_iter_us_%dranks", size);
+        report(name, median(halo, 50) * 1e6);
     } else {
-        if (rank == 0) fprintf(stderr, "usage: mpi_bench p2p|coll (p2p needs 2 ranks or more)\n");
+        if (rank == 0) fprintf(stderr, "usage: mpi_bench p2p|coll|halo (p2p needs 2 ranks or more)\n");
         status = 2;
     }
     free(buf), free(buf2);
