@@ -205,6 +205,24 @@ class Run:
 # ---- the harness -------------------------------------------------------------
 
 
+TIMING_OPTIONS = ("--pace", "--lag", "--stall")  # of the tests/mpi victims: timing only, never output
+
+
+def untimed(args):
+    """A tests/mpi victim's arguments without its timing options (see
+    tests/mpi/mpi_victim.h): its reference runs at full speed and prints the
+    same lines (test_mpi.py --native-only checks that it does)."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in TIMING_OPTIONS:
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
 def app_args(name, wdir):
     """Command-line arguments of an app and the output files it writes (in wdir)."""
     outputs = {"heat": ["heat.log", "heat.grid"], "pipeline": ["records.txt"], "memhog": ["memhog.log"],

@@ -10,8 +10,8 @@ Each case compares the output of jobs run under
   mpirun -np N ckpt-run --ckpt-dir D --restart
 
 with the reference, the output of `mpirun -np N mpi_VICTIM ARGS` without the
-engine, rank by rank (mpirun --tag-output), with test_apps.py's piece
-comparison: a run restored after `checkpoint --stop` resumes exactly where
+engine and without ARGS' timing options (at full speed), rank by rank
+(mpirun --tag-output), with test_apps.py's piece comparison: a run restored after `checkpoint --stop` resumes exactly where
 the stopped run ended; one restored from an older checkpoint resumes at or
 before the point where the earlier run ended and after the line waited for
 before that checkpoint; the last piece ends with the reference's verdict.
@@ -36,17 +36,19 @@ before that checkpoint; the last piece ends with the reference's verdict.
                 MPI_Probe ...); restart the newest checkpoint, then the older
   test_mpi.py --bin BUILD --native-only [--np N ...] VICTIM ...
     the harness itself, without the engine (passes on plain Open MPI): the
-    arguments of the cases give the same output with and without lag and
-    stall (two runs, other timing), every self-check passes, the progress
-    lines the cases wait for are there and unique
+    arguments of the blocked case (pace, laggard, stall) give the same
+    output as the reference, which runs without --pace, --lag and --stall
+    (untimed: at full speed), every
+    self-check passes, the progress lines the cases wait for are there and
+    unique
   test_mpi.py --bin BUILD --nodes [--native-only] VICTIM ...
     4 ranks across 2 "nodes" (network namespaces, test_nodes.py's Cluster),
     launched by mpirun itself through an rsh agent (`--mca plm_rsh_agent`, a
-    script that runs orted in the node's namespaces with nsenter): natively,
-    the output must equal the single-host reference (--native-only stops
-    there); then under ckpt-run: `checkpoint` at 30 %, `checkpoint --stop` at
-    60 %, restart on 2 other nodes, then the older checkpoint on 4 nodes
-    (needs root: SKIP otherwise)
+    script that runs orted in the node's namespaces with nsenter), under
+    ckpt-run: `checkpoint` at 30 %, `checkpoint --stop` at 60 %, restart on
+    2 other nodes, then the older checkpoint on 4 nodes; the pieces make
+    the single-host reference. With --native-only: natively, the output
+    must equal the single-host reference (needs root: SKIP otherwise)
 
 The cases fail until the MPI layer (mpi_plugin/) works: a failure then says
 so. Nothing waits a fixed time: every step waits for a line, an exit or a
@@ -168,6 +170,8 @@ class MpiHarness(JobHarness):
         return out
 
     def mpi_reference(self, name, n, args):
+        """The output of a native run, untimed (at full speed: same lines)."""
+        args = ta.untimed(args)
         key = (name, n, tuple(args))
         if key not in self.mpi_refs:
             self.mpi_refs[key] = self.native(name, n, args, f"ref-{name}-{n}-{len(self.mpi_refs)}")
@@ -282,12 +286,13 @@ CASES = {"continue": case_continue, "chain": case_chain, "early": case_early, "b
 
 
 def native_only(h, name, n):
-    """The cases' arguments: a usable reference, the same with a laggard and a stall."""
+    """The cases' arguments: the untimed reference is what the run with the
+    most timing options (pace, laggard and stall) prints too."""
     plain, blocked = victim_args(name, n), victim_args(name, n, blocked=True)
     t0 = time.time()
     ref = h.mpi_reference(name, n, plain)
     t1 = time.time()
-    lagged = h.mpi_reference(name, n, blocked)
+    lagged = h.native(name, n, blocked, f"lagged-{name}-{n}")
     t2 = time.time()
     for r in range(n):
         check(lagged[r] == ref[r], f"rank {r} printed other lines with {' '.join(blocked[2:])} than without: "
@@ -296,7 +301,7 @@ def native_only(h, name, n):
     for k in (at(plain, f) for f in (0, 0.25, 0.3, 0.4, 0.6, 0.7)):
         check(step_line(k) in ref[0], f"no progress line {step_line(k)!r} to wait for")
     self_check(ref)
-    print(f"  {name} -np {n}: {t1 - t0:.1f} s paced, {t2 - t1:.1f} s with a laggard; {ref[0][-1].decode().strip()}",
+    print(f"  {name} -np {n}: {t1 - t0:.1f} s untimed, {t2 - t1:.1f} s with a laggard; {ref[0][-1].decode().strip()}",
           flush=True)
 
 

@@ -6,7 +6,8 @@ the test), submitted with sbatch from the shipped templates
 
 Each scenario compares rank 0's output (the job's output file, cut into
 runs by the template's `=== job J, run N` lines) with the reference, the
-same victim run uninterrupted by `srun` natively on the same cluster, with
+same victim run uninterrupted by `srun` natively on the same cluster (at
+full speed: without --pace, which changes the timing, never the output), with
 test_apps.py's piece comparison: a run after a stop continues exactly where
 it stopped, a run after a kill (requeue) at or before where the killed run
 ended and after the line seen before the checkpoint waited for; the last
@@ -137,7 +138,9 @@ class Test:
         return os.path.join(self.h.bin, "tests", "mpi", f"mpi_{VICTIM}")
 
     def reference(self, args, layout=("-N2", "--ntasks-per-node=2")):
-        """Rank 0's lines of an uninterrupted native run (other ranks print nothing)."""
+        """Rank 0's lines of an uninterrupted native run (other ranks print
+        nothing), untimed: at full speed, the same lines."""
+        args = ta.untimed(args)
         run = Run(self.h, ["srun", *layout, self.victim(), *args], "reference", self.h.work, env=self.env())
         rc = run.finish()
         check(rc == 0, f"the native reference `srun {' '.join(layout)} mpi_{VICTIM} {' '.join(args)}` exited {rc}{run.stderr_tail()}")
