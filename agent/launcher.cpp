@@ -421,9 +421,11 @@ void Launcher::prepare_restore(const std::string& checkpoint) {
 
 // Kills a restore that may not go on, and everything it created.
 void Launcher::discard_restore() {
+    // Killed before they are let go: a task set free in a half-restored
+    // address space would run (and crash) until the SIGKILL reached it.
+    if (init_ > 0) kill(init_, SIGKILL);
     restored_.reset();
     if (init_ > 0) {
-        kill(init_, SIGKILL);
         waitpid(helper_, nullptr, 0);
         init_ = 0;
     }
@@ -466,6 +468,7 @@ void Launcher::restore_program(int signals) {
                 discard_restore();
             } else if (m->verb == "RELEASE") {
                 if (!restored_) fail("the coordinator released a restore this rank does not have");
+                if (mpi_) mpi_->send("INIT");  // every rank has restored: none will fail its MPI_Init now
                 if (mpi_program_) attach_proxy();
                 restored_->release(restart_origins_);
                 restored_.reset();

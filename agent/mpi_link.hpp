@@ -23,8 +23,9 @@ bool want_mpi(const std::string& mode);
 
 class MpiLink {
 public:
-    // Starts the proxy (it does MPI_Init at once). On a first run the
-    // channel is made here; on a restart it comes from the restored program.
+    // Starts the proxy. On a first run it does MPI_Init at once and the
+    // channel is made here; on a restart it waits for INIT (sent once every
+    // rank has restored) and the channel comes from the restored program.
     static std::unique_ptr<MpiLink> start(bool restarting);
     MpiLink(const MpiLink&) = delete;
     MpiLink& operator=(const MpiLink&) = delete;

@@ -493,15 +493,18 @@ std::unique_ptr<RestoredTree> transform_tree(const TreeImage& tree, const RankRe
         if (image.task.state == static_cast<uint32_t>(TaskState::Zombie)) continue;
         auto it = std::find_if(ready.begin(), ready.end(), [&](const Ready& r) { return r.pid == image.task.pid; });
         if (it == ready.end()) fail("process " + std::to_string(image.task.pid) + " did not report ready");
-        auto task = std::make_unique<Task>(it->outer, image.task.pid);
-        if (progress) progress("restoring " + task->name());
-        task->threads().emplace_back(it->outer, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE);
-        task->inner_tids().push_back(image.task.pid);
-        task->leader().interrupt();
-        task->open_memory();
-        transform(*task, image, reader, fds, pool);
-        restored->tasks_.push_back(std::move(task));
+        // Owned by the tree before anything can fail: if the restore
+        // fails, ~RestoredTree kills every process before it lets any go
+        // (a task let go half restored would run, and crash).
+        restored->tasks_.push_back(std::make_unique<Task>(it->outer, image.task.pid));
         restored->images_.push_back(&image);
+        Task& task = *restored->tasks_.back();
+        if (progress) progress("restoring " + task.name());
+        task.threads().emplace_back(it->outer, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE);
+        task.inner_tids().push_back(image.task.pid);
+        task.leader().interrupt();
+        task.open_memory();
+        transform(task, image, reader, fds, pool);
     }
     return restored;
 }

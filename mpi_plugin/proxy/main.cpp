@@ -319,7 +319,29 @@ void Proxy::control_loop() {
     stopping_ = true;
 }
 
+// A restarting proxy calls MPI_Init only once every rank has restored its
+// program (ckpt-run sends INIT at the release): a rank whose restore fails
+// then ends with its proxy outside the launcher's PMIx handshake, which a
+// proxy killed in the middle of it could leave hung (mpirun with every rank
+// gone). False when ckpt-run went away first.
+bool Proxy::wait_for_init() {
+    std::string line;
+    char c;
+    for (;;) {
+        const ssize_t n = read(link_fd_, &c, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        if (c != '\n') {
+            line += c;
+            continue;
+        }
+        if (line == "INIT") return true;
+        line.clear();  // (nothing else comes before INIT)
+    }
+}
+
 int Proxy::run() {
+    if (restarting_ && !wait_for_init()) return 0;
     int provided = 0;
     MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
     if (provided < MPI_THREAD_MULTIPLE) {

@@ -142,6 +142,7 @@ private:
     void restore_state(const ProxyState& st);
     ProxyState capture_state();
     void send_line(const std::string& line);
+    bool wait_for_init();
     bool behind_target_locked(const CommEntry& c) const;
     bool behind_any_target_locked() const;
 
