@@ -19,6 +19,11 @@ with the reference's checksums and verdict, byte for byte.
                if that checkpoint is not committed within KillWait); the
                requeued job (same id, SLURM_RESTART_COUNT=1) resumes from
                its newest checkpoint by itself and ends like the reference
+    lammps     the requeue scenario with a real simulation code, Debian's
+               LAMMPS (`lmp`, test_mpi_lammps.py's deck: 3000 steps),
+               --interval 1, requeued after 10 % of its thermo lines: they,
+               in the job's output and in its log file, are the native
+               run's, byte for byte, none lost or repeated
     preempt    the same job in the preemptable partition `low`; a job of
                the partition `high` (PriorityTier) that needs every node:
                the low job gets SIGUSR1 (preempt_send_user_signal), ckpt-run
@@ -79,6 +84,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "slurm", "testing"))
 import test_apps as ta  # noqa: E402
 from test_apps import Failure, Run, check, check_pieces, line_at  # noqa: E402
+import test_mpi_lammps as lammps_deck  # noqa: E402
 import local_slurm  # noqa: E402
 
 ta.TIMEOUT = 150
@@ -352,6 +358,37 @@ def requeued(t, job, ref, what, running=None, fraction=0.3):
     return job
 
 
+def lammps(t):
+    """A real simulation code: Debian's LAMMPS (test_mpi_lammps.py's melt of
+    3000 steps) in the requeue scenario, its thermo lines compared. Its log
+    file (which the restore cuts back to its size at the checkpoint) holds
+    the reference's thermo lines once each.
+    Timing: under ckpt-run on this loaded 2-core machine LAMMPS made 100 to
+    320 steps/s (30 s at most); the requeue comes after 10 % of the lines
+    and two checkpoints (--interval 1: 3.5 s at most), so it lands mid-run
+    up to some 750 steps/s.
+    The native reference runs with OMPI_MCA_mpi_yield_when_idle=1: Open
+    MPI, told of 4 CPUs per node, would spin in its waits, and 4 spinning
+    ranks on 2 cores took 17.8 s for 500 steps instead of 0.65 s (the
+    proxies of the job yield anyway); the thermo lines are the same."""
+    lmp = shutil.which("lmp")
+    check(lmp, "lammps: no `lmp` (Debian's lammps package; scripts/install-deps.sh installs it)")
+    wdir = t.h.mkdir("lammps-files")
+    deck, log = os.path.join(wdir, "in.lj"), os.path.join(wdir, "log.lammps")
+    with open(deck, "w") as f:
+        f.write(lammps_deck.deck())
+    ref = [x for x in t.native([lmp, "-in", deck, "-log", "none"], env=dict(OMPI_MCA_mpi_yield_when_idle="1"))
+           if lammps_deck.is_thermo(x)]
+    want = lammps_deck.thermo_count()
+    check(len(ref) == want, f"lammps: the native run printed {len(ref)} thermo lines, not {want}")
+    job = Job(t, "lammps", ["-in", deck, "-log", log], ["-N2", "--ntasks-per-node=2"], interval="1", program=lmp,
+              select=lammps_deck.is_thermo)
+    requeued(t, job, ref, "lammps", fraction=0.1)
+    with open(log, "rb") as f:
+        logged = [x for x in f.read().splitlines(keepends=True) if lammps_deck.is_thermo(x)]
+    lammps_deck.compare_thermo(logged, ref, f"lammps: {log}")
+
+
 def mpirun(t):
     """The requeue scenario with Open MPI's mpirun inside the batch script
     (the template's LAUNCH=mpirun) instead of srun: the ranks' PMIx comes
@@ -615,6 +652,7 @@ SCENARIOS = {  # name: (body, the cluster it runs on)
     "serial": (serial, dict(nodes=2)),
     "walltime": (walltime, dict(nodes=2)),
     "move": (move, dict(nodes=4)),
+    "lammps": (lammps, dict(nodes=2)),
     "full_disk": (full_disk, dict(nodes=2, before_up=mount_tmpfs)),
     "mpirun": (mpirun, dict(nodes=2)),
     "unprivileged": (unprivileged, dict(nodes=2, user="nobody")),
