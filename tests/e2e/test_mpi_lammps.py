@@ -22,7 +22,18 @@ import subprocess
 import sys
 import tempfile
 
-INPUT = """\
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_apps import Failure  # noqa: E402
+
+STEPS = 3000
+
+
+def deck(steps=STEPS):
+    """The input deck: the melt, `steps` steps, a thermo line every 50 steps.
+    `thermo_modify flush yes`: each thermo line is flushed when printed, as
+    under mpirun (whose ranks write to a terminal) also where stdout is a
+    pipe (srun), so that output is read (and cut by a kill) a line at a time."""
+    return f"""\
 units		lj
 atom_style	atomic
 lattice		fcc 0.8442
@@ -37,18 +48,38 @@ neighbor	0.3 bin
 neigh_modify	every 20 delay 0 check no
 fix		1 all nve
 thermo		50
-run		3000
+thermo_modify	flush yes
+run		{steps}
 """
+
+
 THERMO = re.compile(r"^\s+(\d+)(\s+-?[0-9.e+-]+){5}\s*$")
 TIMEOUT = 300  # seconds for any run or line
 
 
-class Failure(Exception):
-    pass
+def is_thermo(line):
+    """A thermo line (str or bytes): the step and five values."""
+    return bool(THERMO.match(line.decode(errors="replace") if isinstance(line, bytes) else line))
 
 
 def thermo_lines(text):
-    return [line for line in text.splitlines() if THERMO.match(line)]
+    return [line for line in text.splitlines() if is_thermo(line)]
+
+
+def thermo_count(steps=STEPS):
+    """How many thermo lines a run of `steps` prints (step 0 and every 50th)."""
+    return steps // 50 + 1
+
+
+def compare_thermo(got, reference, what):
+    """got, the thermo lines of what, must be the reference's, byte for byte:
+    none lost, none repeated, every value identical."""
+    if got == reference:
+        return
+    n = next((i for i, (x, y) in enumerate(zip(got, reference)) if x != y), min(len(got), len(reference)))
+    raise Failure(f"{what}: {len(got)} thermo lines differ from the reference's {len(reference)} at line {n}:\n"
+                  f"  got      {got[n] if n < len(got) else '(none)'}\n"
+                  f"  expected {reference[n] if n < len(reference) else '(none)'}")
 
 
 def mpirun(np_):
@@ -78,11 +109,11 @@ def main():
     work = tempfile.mkdtemp(prefix="ckpt-lammps-")
     try:
         with open(os.path.join(work, "in.lj"), "w") as f:
-            f.write(INPUT)
+            f.write(deck())
         app = [lmp, "-in", "in.lj", "-log", "none"]
         reference = thermo_lines(run(mpirun(a.np) + app, "the native LAMMPS", work))
-        if len(reference) != 61:
-            raise Failure(f"the native run printed {len(reference)} thermo lines, not 61")
+        if len(reference) != thermo_count():
+            raise Failure(f"the native run printed {len(reference)} thermo lines, not {thermo_count()}")
         ck = os.path.join(work, "ck")
         job = subprocess.Popen(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--"] + app, cwd=work, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -105,12 +136,7 @@ def main():
         if rc == 0 or len(first) == len(reference):
             raise Failure("the job was not stopped by `checkpoint --stop`:\n" + "".join(out[-40:]))
         restored = thermo_lines(run(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--restart"], "the restart", work))
-        pieces = first + restored
-        if pieces != reference:
-            n = next((i for i, (x, y) in enumerate(zip(pieces, reference)) if x != y), min(len(pieces), len(reference)))
-            raise Failure(f"{len(first)} + {len(restored)} thermo lines differ from the reference's {len(reference)} "
-                          f"at line {n}:\n  got      {pieces[n] if n < len(pieces) else '(none)'}\n"
-                          f"  expected {reference[n] if n < len(reference) else '(none)'}")
+        compare_thermo(first + restored, reference, f"the stopped run's {len(first)} and the restored run's {len(restored)}")
         print(f"PASS: LAMMPS, {a.np} ranks: checkpointed at step 1000, stopped after step 2000 "
               f"({len(first)} thermo lines), restored ({len(restored)} more): identical to the native run")
         return 0

@@ -9,15 +9,22 @@ runs by the template's `=== job J, run N` lines) with the reference, the
 same victim run uninterrupted by `srun` natively on the same cluster (at
 full speed: without --pace, which changes the timing, never the output), with
 test_apps.py's piece comparison: a run after a stop continues exactly where
-it stopped, a run after a kill (requeue) at or before where the killed run
-ended and after the line seen before the checkpoint waited for; the last
-run ends with the reference's checksums and verdict, byte for byte.
+it stopped, a run after a kill at or before where the killed run ended and
+after the line seen before the checkpoint waited for; the last run ends
+with the reference's checksums and verdict, byte for byte.
 
   test_slurm.py --bin BUILD SCENARIO
     requeue    4 ranks on 2 nodes, --interval 2; `scontrol requeue` once two
-               checkpoints were committed after 30 % of the output: the
+               checkpoints were committed after 30 % of the output: its
+               SIGTERM makes ckpt-run checkpoint and stop the job (a kill
+               if that checkpoint is not committed within KillWait); the
                requeued job (same id, SLURM_RESTART_COUNT=1) resumes from
                its newest checkpoint by itself and ends like the reference
+    lammps     the requeue scenario with a real simulation code, Debian's
+               LAMMPS (`lmp`, test_mpi_lammps.py's deck: 3000 steps),
+               --interval 1, requeued after 10 % of its thermo lines: they,
+               in the job's output and in its log file, are the native
+               run's, byte for byte, none lost or repeated
     preempt    the same job in the preemptable partition `low`; a job of
                the partition `high` (PriorityTier) that needs every node:
                the low job gets SIGUSR1 (preempt_send_user_signal), ckpt-run
@@ -78,6 +85,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "slurm", "testing"))
 import test_apps as ta  # noqa: E402
 from test_apps import Failure, Run, check, check_pieces, line_at  # noqa: E402
+import test_mpi_lammps as lammps_deck  # noqa: E402
 import local_slurm  # noqa: E402
 
 ta.TIMEOUT = 150
@@ -138,13 +146,18 @@ class Test:
         return os.path.join(self.h.bin, "tests", "mpi", f"mpi_{VICTIM}")
 
     def reference(self, args, layout=("-N2", "--ntasks-per-node=2")):
-        """Rank 0's lines of an uninterrupted native run (other ranks print
-        nothing), untimed: at full speed, the same lines."""
-        args = ta.untimed(args)
-        run = Run(self.h, ["srun", *layout, self.victim(), *args], "reference", self.h.work, env=self.env())
+        """Rank 0's lines of an uninterrupted native run of the victim,
+        untimed: at full speed, the same lines."""
+        lines = self.native([self.victim(), *ta.untimed(args)], layout)
+        check(lines and lines[-1].startswith(f"PASS {VICTIM}".encode()), f"the reference did not pass: {lines[-3:]!r}")
+        return lines
+
+    def native(self, cmd, layout=("-N2", "--ntasks-per-node=2"), env=None):
+        """The output of `srun LAYOUT cmd` (an MPI program whose rank 0 alone prints), which must exit 0."""
+        run = Run(self.h, ["srun", *layout, *cmd], "reference", self.h.work, env=self.env(**(env or {})))
         rc = run.finish()
-        check(rc == 0, f"the native reference `srun {' '.join(layout)} mpi_{VICTIM} {' '.join(args)}` exited {rc}{run.stderr_tail()}")
-        check(run.lines and run.lines[-1].startswith(f"PASS {VICTIM}".encode()), f"the reference did not pass: {run.lines[-3:]!r}")
+        shown = " ".join([*layout, os.path.basename(cmd[0]), *cmd[1:]])
+        check(rc == 0, f"the native reference `srun {shown}` exited {rc}{run.stderr_tail()}")
         return run.lines
 
     def close(self, keep):
@@ -168,8 +181,11 @@ def run_scenario(a, body, **cluster):
 class Job:
     """A batch job from a template; its runs are read from its output file."""
 
-    def __init__(self, t, name, args, sbatch, interval="2", options="", template=TEMPLATE, ck=None, program=None, env=None):
+    def __init__(self, t, name, args, sbatch, interval="2", options="", template=TEMPLATE, ck=None, program=None, env=None,
+                 select=None):
+        """select(line): the lines of the output that are compared (default all)."""
         self.t = t
+        self.select = select
         self.dir = t.h.mkdir(name)
         self.out, self.err = os.path.join(self.dir, "job.out"), os.path.join(self.dir, "job.err")
         self.ck = ck or os.path.join(self.dir, "ckpt")
@@ -195,13 +211,13 @@ class Job:
             return b""
 
     def runs(self):
-        """[(run number, node list, rank 0's lines)] from the output file."""
+        """[(run number, node list, rank 0's lines that select keeps)] from the output file."""
         data = self.read(self.out)
         found = []
         marks = list(MARKER.finditer(data))
         for i, m in enumerate(marks):
-            body = data[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(data)]
-            found.append((int(m.group(2)), m.group(3).decode(), body.splitlines(keepends=True)))
+            lines = data[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(data)].splitlines(keepends=True)
+            found.append((int(m.group(2)), m.group(3).decode(), [x for x in lines if not self.select or self.select(x)]))
         return found
 
     def stderr(self):
@@ -286,12 +302,15 @@ class Job:
         compare_pieces(ref, list(zip(self.pieces(), endings, min_starts)), what)
         return runs
 
+    def run_stderr(self, run):
+        """The job's stderr in run number `run` (the batch script's and its steps')."""
+        m = re.search(rf"=== job {self.id}, run {run},.*?(?:=== job {self.id}, run|\Z)", self.stderr(), re.S)
+        return m.group(0) if m else ""
+
     def expect_resumed(self, run, path=None):
         """Run `run`'s stderr says it resumed from a checkpoint of the job's own directory (or from path)."""
-        m = re.search(rf"=== job {self.id}, run {run},.*?(?:=== job {self.id}, run|\Z)", self.stderr(), re.S)
-        text = m.group(0) if m else ""
         want = re.escape(path) if path else re.escape(self.job_dir) + r"/ckpt-\d+"
-        check(re.search(rf"SLURM job {self.id} \(requeued {run} time\(s\)\): resuming from {want},", text),
+        check(re.search(rf"SLURM job {self.id} \(requeued {run} time\(s\)\): resuming from {want},", self.run_stderr(run)),
               f"job {self.id}: run {run} does not say it resumed from {path or self.job_dir + '/ckpt-N'}{self.tail()}")
 
 
@@ -311,7 +330,19 @@ def requeue(t, what="requeue", env=None, options="", running=None):
     args = victim_args(1200)
     ref = t.reference(args)
     job = Job(t, what, args, ["-N2", "--ntasks-per-node=2"], interval="2", env=env, options=options)
-    seen = job.wait_progress(0, ref, 0.3)
+    return requeued(t, job, ref, what, running)
+
+
+def requeued(t, job, ref, what, running=None, fraction=0.3):
+    """`scontrol requeue` of job once two checkpoints were committed after
+    `fraction` of the reference's lines: the first run stopped short of the
+    end, the requeued one resumed and ended like the reference.
+    The requeue sends SIGTERM to every task, SIGKILL KillWait (10 s) later:
+    ckpt-run (the template's --checkpoint-signal TERM) checkpoints and stops
+    the job in between, and the requeued run must go on exactly where the
+    first one stopped; if that checkpoint was not committed, the first run
+    was killed, and the requeued one goes on from a periodic checkpoint."""
+    seen = job.wait_progress(0, ref, fraction)
     job.wait_checkpoints(2, job.committed())
     if running:
         running(job)
@@ -319,10 +350,45 @@ def requeue(t, what="requeue", env=None, options="", running=None):
     job.wait_requeued(1)
     fields = job.run_to_end()
     check(fields.get("Restarts") == "1", f"{what}: Restarts={fields.get('Restarts')}")
-    job.compare(ref, ["kill", "end"], [0, seen + 1], what)
+    ended = "stop" if "checkpoint committed, the job stops" in job.run_stderr(0) else "kill"
+    print(f"  {what}: the first run was {'stopped by ckpt-run on the SIGTERM of the requeue' if ended == 'stop' else 'killed'}",
+          flush=True)
+    runs = job.compare(ref, [ended, "end"], [0, seen + 1], what)
+    check(len(runs[0][2]) < len(ref), f"{what}: the requeue came after the first run had printed all {len(ref)} lines")
     job.expect_resumed(1)
     t.h.expect_no_leftovers(f"{what}: at the end")
     return job
+
+
+def lammps(t):
+    """A real simulation code: Debian's LAMMPS (test_mpi_lammps.py's melt of
+    3000 steps) in the requeue scenario, its thermo lines compared. Its log
+    file (which the restore cuts back to its size at the checkpoint) holds
+    the reference's thermo lines once each.
+    Timing: under ckpt-run on this loaded 2-core machine LAMMPS made 100 to
+    320 steps/s (30 s at most); the requeue comes after 10 % of the lines
+    and two checkpoints (--interval 1: 3.5 s at most), so it lands mid-run
+    up to some 750 steps/s.
+    The native reference runs with OMPI_MCA_mpi_yield_when_idle=1: Open
+    MPI, told of 4 CPUs per node, would spin in its waits, and 4 spinning
+    ranks on 2 cores took 17.8 s for 500 steps instead of 0.65 s (the
+    proxies of the job yield anyway); the thermo lines are the same."""
+    lmp = shutil.which("lmp")
+    check(lmp, "lammps: no `lmp` (Debian's lammps package; scripts/install-deps.sh installs it)")
+    wdir = t.h.mkdir("lammps-files")
+    deck, log = os.path.join(wdir, "in.lj"), os.path.join(wdir, "log.lammps")
+    with open(deck, "w") as f:
+        f.write(lammps_deck.deck())
+    ref = [x for x in t.native([lmp, "-in", deck, "-log", "none"], env=dict(OMPI_MCA_mpi_yield_when_idle="1"))
+           if lammps_deck.is_thermo(x)]
+    want = lammps_deck.thermo_count()
+    check(len(ref) == want, f"lammps: the native run printed {len(ref)} thermo lines, not {want}")
+    job = Job(t, "lammps", ["-in", deck, "-log", log], ["-N2", "--ntasks-per-node=2"], interval="1", program=lmp,
+              select=lammps_deck.is_thermo)
+    requeued(t, job, ref, "lammps", fraction=0.1)
+    with open(log, "rb") as f:
+        logged = [x for x in f.read().splitlines(keepends=True) if lammps_deck.is_thermo(x)]
+    lammps_deck.compare_thermo(logged, ref, f"lammps: {log}")
 
 
 def mpirun(t):
@@ -588,6 +654,7 @@ SCENARIOS = {  # name: (body, the cluster it runs on)
     "serial": (serial, dict(nodes=2)),
     "walltime": (walltime, dict(nodes=2)),
     "move": (move, dict(nodes=4)),
+    "lammps": (lammps, dict(nodes=2)),
     "full_disk": (full_disk, dict(nodes=2, before_up=mount_tmpfs)),
     "mpirun": (mpirun, dict(nodes=2)),
     "unprivileged": (unprivileged, dict(nodes=2, user="nobody")),
