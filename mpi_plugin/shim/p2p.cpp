@@ -448,6 +448,94 @@ int PMPI_Iprobe(int source, int tag, MPI_Comm comm, int* flag, MPI_Status* statu
     return do_probe(source, tag, comm, flag, status, false, "MPI_Iprobe");
 }
 
+// ---- matched probes ----------------------------------------------------------------------
+// MPI_Mprobe takes the message it matched off the network at once (into
+// the program's memory, so a checkpoint keeps it with the program): no
+// later receive can match it, as the standard asks, and MPI_Mrecv only
+// copies it out. (Exact for a program whose other threads do not receive
+// on the same communicator between the probe and its taking.)
+namespace {
+struct MatchedMessage {
+    MPI_Comm comm;
+    std::vector<unsigned char> data;
+    MPI_Status status;
+};
+
+int mprobe(int source, int tag, MPI_Comm comm, int* flag, MPI_Message* message, MPI_Status* status, const char* fn) {
+    require_init(fn);
+    if (!message) return handle_error(comm, MPI_ERR_ARG, fn);
+    if (flag) *flag = 0;
+    if (source == MPI_PROC_NULL) {
+        if (flag) *flag = 1;
+        *message = MPI_MESSAGE_NO_PROC;
+        copy_status(status, proc_null_status());
+        return MPI_SUCCESS;
+    }
+    MPI_Status probed{};
+    int found = 1;
+    int rc = do_probe(source, tag, comm, flag ? &found : nullptr, &probed, !flag, fn);
+    if (rc != MPI_SUCCESS || !found) return rc;
+    auto* m = new MatchedMessage{comm, std::vector<unsigned char>(probed._ucount), {}};
+    rc = do_recv(m->data.data(), static_cast<int>(m->data.size()), MPI_BYTE, probed.MPI_SOURCE, probed.MPI_TAG, comm, &m->status, nullptr, fn);
+    if (rc != MPI_SUCCESS) {
+        delete m;
+        return rc;
+    }
+    *message = new ompi_message_t{new_id(), m};
+    if (flag) *flag = 1;
+    copy_status(status, m->status);
+    return MPI_SUCCESS;
+}
+
+// Copies a matched message into buf; its status in *st.
+int take_matched(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI_Status& st, const char* fn) {
+    require_init(fn);
+    if (!message || *message == MPI_MESSAGE_NULL || !*message) return handle_error(MPI_COMM_WORLD, MPI_ERR_REQUEST, fn);
+    if (*message == MPI_MESSAGE_NO_PROC) {
+        *message = MPI_MESSAGE_NULL;
+        st = proc_null_status();
+        return MPI_SUCCESS;
+    }
+    auto* m = static_cast<MatchedMessage*>((*message)->d);
+    if (int e = check_p2p(m->comm, count, type, fn)) return handle_error(m->comm, e, fn);
+    const uint64_t capacity = packed_bytes(type, count), n = std::min<uint64_t>(capacity, m->data.size());
+    unpack_from(m->data.data(), n, buf, count, type);
+    st = m->status;  // (its count is the whole message's, truncated or not, as Open MPI reports it)
+    const MPI_Comm comm = m->comm;
+    const bool truncated = m->data.size() > capacity;
+    delete m;
+    delete *message;
+    *message = MPI_MESSAGE_NULL;
+    if (!truncated) return MPI_SUCCESS;
+    st.MPI_ERROR = MPI_ERR_TRUNCATE;
+    return handle_error(comm, MPI_ERR_TRUNCATE, fn);
+}
+}  // namespace
+
+int PMPI_Mprobe(int source, int tag, MPI_Comm comm, MPI_Message* message, MPI_Status* status) {
+    return mprobe(source, tag, comm, nullptr, message, status, "MPI_Mprobe");
+}
+int PMPI_Improbe(int source, int tag, MPI_Comm comm, int* flag, MPI_Message* message, MPI_Status* status) {
+    return mprobe(source, tag, comm, flag, message, status, "MPI_Improbe");
+}
+int PMPI_Mrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI_Status* status) {
+    MPI_Status st{};
+    const int rc = take_matched(buf, count, type, message, st, "MPI_Mrecv");
+    copy_status(status, st);
+    return rc;
+}
+int PMPI_Imrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI_Request* request) {
+    MPI_Status st{};
+    const int rc = take_matched(buf, count, type, message, st, "MPI_Imrecv");
+    if (rc != MPI_SUCCESS && rc != MPI_ERR_TRUNCATE) return rc;
+    // Complete already: its wait or test finds it done without the proxy.
+    MPI_Request req = new_request(ReqKind::Recv);
+    req->d->complete_locally = true;
+    req->d->status = st;
+    *request = req;
+    return rc;
+}
+
 int PMPI_Get_count(const MPI_Status* status, MPI_Datatype type, int* count) {
     if (!valid_type(type)) return MPI_ERR_TYPE;
     const uint64_t size = packed_bytes(type, 1);

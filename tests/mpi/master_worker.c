@@ -4,7 +4,9 @@
  * The master takes results with MPI_Iprobe, else MPI_Probe, of
  * MPI_ANY_SOURCE/MPI_ANY_TAG and MPI_Get_count (a buffer of that size), or
  * with a plain MPI_Recv of MPI_ANY_SOURCE/MPI_ANY_TAG into the largest
- * buffer; workers probe for their next message. Which worker does which
+ * buffer, or with a matched probe (MPI_Improbe, else MPI_Mprobe) and
+ * MPI_Mrecv or MPI_Imrecv; workers probe for their next message (MPI_Probe
+ * and MPI_Recv, or MPI_Mprobe and MPI_Mrecv). Which worker does which
  * task depends on timing, so the result is order-independent: the master
  * hashes (sum and xor of per-task hashes, the count) and checks that every
  * result is right and came once; the sums of the hashes of the tasks the
@@ -58,7 +60,24 @@ int main(int argc, char **argv) {
         for (long got = 0; got < v.steps; got++) {
             victim_step(&v, got);
             int n, flag = 0;
-            if (got % 2 == 0) {
+            if (got % 3 == 2) {
+                /* matched probe: the message is this one's alone (Mrecv, or Imrecv and Wait) */
+                MPI_Message msg;
+                MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &msg, &st);
+                if (!flag) MPI_Mprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &msg, &st);
+                MPI_Get_count(&st, MPI_INT64_T, &n);
+                int64_t *buf = xmalloc(sizeof(int64_t) * (size_t)n);
+                if (got % 2) {
+                    MPI_Mrecv(buf, n, MPI_INT64_T, &msg, &st);
+                } else {
+                    MPI_Request r;
+                    MPI_Imrecv(buf, n, MPI_INT64_T, &msg, &r);
+                    MPI_Wait(&r, &st);
+                }
+                CHECK(&v, msg == MPI_MESSAGE_NULL, "result %ld: the message handle is not MPI_MESSAGE_NULL after its receive", got);
+                for (int i = 0; i < n && i < MAX_RESULT; i++) result[i] = buf[i];
+                free(buf);
+            } else if (got % 3 == 0) {
                 MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
                 if (!flag) MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
                 MPI_Get_count(&st, MPI_INT64_T, &n);
@@ -93,10 +112,17 @@ int main(int argc, char **argv) {
         victim_hash(&v, &v.steps, sizeof v.steps);
     } else {
         for (long done = 0;; done++) {
-            MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
             int n;
-            MPI_Get_count(&st, MPI_INT64_T, &n);
-            MPI_Recv(task, n, MPI_INT64_T, 0, st.MPI_TAG, MPI_COMM_WORLD, &st);
+            if (done % 2) {
+                MPI_Message msg;
+                MPI_Mprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &msg, &st);
+                MPI_Get_count(&st, MPI_INT64_T, &n);
+                MPI_Mrecv(task, n, MPI_INT64_T, &msg, &st);
+            } else {
+                MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
+                MPI_Get_count(&st, MPI_INT64_T, &n);
+                MPI_Recv(task, n, MPI_INT64_T, 0, st.MPI_TAG, MPI_COMM_WORLD, &st);
+            }
             if (st.MPI_TAG == 0) break;
             victim_step(&v, done);
             CHECK(&v, n == task_len(task[0]) && st.MPI_TAG == tag_of(task[0]), "task %lld: %d values, tag %d",
