@@ -421,11 +421,9 @@ void Launcher::prepare_restore(const std::string& checkpoint) {
 
 // Kills a restore that may not go on, and everything it created.
 void Launcher::discard_restore() {
-    // Killed before they are let go: a task set free in a half-restored
-    // address space would run (and crash) until the SIGKILL reached it.
-    if (init_ > 0) kill(init_, SIGKILL);
     restored_.reset();
     if (init_ > 0) {
+        kill(init_, SIGKILL);
         waitpid(helper_, nullptr, 0);
         init_ = 0;
     }

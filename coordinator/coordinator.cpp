@@ -4,6 +4,7 @@
 #include "image/checkpoint_dir.hpp"
 #include "image/error.hpp"
 #include "image/fault.hpp"
+#include "mpi_plugin/common/state.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -134,7 +135,6 @@ private:
     void next_step(Round::Step step, Message m);
     void start_dump();
     bool raise_targets(const std::string& text);
-    std::string targets_text() const;
     void on_quiesce_message(uint32_t rank, const Message& m);
     void abort_round(const std::string& why);
 
@@ -397,29 +397,14 @@ void Coordinator::start_dump() {
     fault_point(FaultPoint::CoordinatorDumping);
 }
 
-// "gid:count,..." ("-": none): the targets are the maxima. True if one rose.
+// The targets are the maxima of the counts ranks report. True if one rose.
 bool Coordinator::raise_targets(const std::string& text) {
     bool raised = false;
-    size_t pos = 0;
-    while (pos < text.size() && text != "-") {
-        size_t comma = text.find(',', pos);
-        if (comma == std::string::npos) comma = text.size();
-        const std::string item = text.substr(pos, comma - pos);
-        const size_t colon = item.find(':');
-        if (colon != std::string::npos) {
-            const uint64_t gid = std::stoull(item.substr(0, colon)), n = std::stoull(item.substr(colon + 1));
-            uint64_t& target = round_->targets[gid];
-            if (n > target) target = n, raised = true;
-        }
-        pos = comma + 1;
+    for (const auto& [gid, n] : mpi::parse_counts(text)) {
+        uint64_t& target = round_->targets[gid];
+        if (n > target) target = n, raised = true;
     }
     return raised;
-}
-
-std::string Coordinator::targets_text() const {
-    std::string out;
-    for (const auto& [gid, n] : round_->targets) out += (out.empty() ? "" : ",") + std::to_string(gid) + ":" + std::to_string(n);
-    return out.empty() ? "-" : out;
 }
 
 // The quiescing barrier of an MPI job (see mpi_plugin/proxy/quiesce.cpp).
@@ -431,7 +416,7 @@ void Coordinator::on_quiesce_message(uint32_t rank, const Message& m) {
         if (!r.waiting.erase(rank) || !r.waiting.empty()) return;
         round_progress("collective targets of " + std::to_string(r.targets.size()) + " communicator(s) set; waiting for every rank to reach them");
         r.target_version = 1;
-        next_step(Round::Step::Safe, Message("TARGETS").set("version", 1).set("targets", targets_text()));
+        next_step(Round::Step::Safe, Message("TARGETS").set("version", 1).set("targets", mpi::counts_text(r.targets)));
         return;
     }
     if (m.verb == "RAISE" && r.step == Round::Step::Safe) {
@@ -441,7 +426,7 @@ void Coordinator::on_quiesce_message(uint32_t rank, const Message& m) {
         ++r.target_version;
         round_progress("rank " + std::to_string(rank) + " must pass a collective target to reach another: targets raised (version " +
                        std::to_string(r.target_version) + ")");
-        next_step(Round::Step::Safe, Message("TARGETS").set("version", static_cast<int64_t>(r.target_version)).set("targets", targets_text()));
+        next_step(Round::Step::Safe, Message("TARGETS").set("version", static_cast<int64_t>(r.target_version)).set("targets", mpi::counts_text(r.targets)));
         return;
     }
     if (m.verb == "SAFE" && r.step == Round::Step::Safe) {

@@ -136,4 +136,24 @@ ProxyState decode_state(std::span<const uint8_t> bytes) {
     return s;
 }
 
+std::string counts_text(const std::map<uint64_t, uint64_t>& counts) {
+    std::string out;
+    for (const auto& [gid, n] : counts) out += (out.empty() ? "" : ",") + std::to_string(gid) + ":" + std::to_string(n);
+    return out.empty() ? "-" : out;
+}
+
+std::map<uint64_t, uint64_t> parse_counts(const std::string& text) {
+    std::map<uint64_t, uint64_t> out;
+    size_t pos = 0;
+    while (text != "-" && pos < text.size()) {
+        size_t comma = text.find(',', pos);
+        if (comma == std::string::npos) comma = text.size();
+        const std::string item = text.substr(pos, comma - pos);
+        const size_t colon = item.find(':');
+        if (colon != std::string::npos) out[std::stoull(item.substr(0, colon))] = std::stoull(item.substr(colon + 1));
+        pos = comma + 1;
+    }
+    return out;
+}
+
 }  // namespace ckpt::mpi

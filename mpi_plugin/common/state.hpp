@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -71,5 +72,11 @@ public:
 std::vector<uint8_t> encode_state(const ProxyState& s);
 // Throws StateError naming what is wrong; never reads out of bounds.
 ProxyState decode_state(std::span<const uint8_t> bytes);
+
+// The quiescing barrier's collective counts per communicator (gid -> count)
+// as its messages carry them (COUNTS, TARGETS, RAISE): "gid:count,...",
+// "-" for none. The parser throws std::invalid_argument on a bad number.
+std::string counts_text(const std::map<uint64_t, uint64_t>& counts);
+std::map<uint64_t, uint64_t> parse_counts(const std::string& text);
 
 }  // namespace ckpt::mpi

@@ -29,25 +29,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <sstream>
 
 namespace ckpt::mpi::proxy {
-
-namespace {
-
-std::map<uint64_t, uint64_t> parse_counts(const std::string& text) {
-    std::map<uint64_t, uint64_t> out;
-    std::istringstream in(text);
-    std::string item;
-    while (std::getline(in, item, ',')) {
-        const auto colon = item.find(':');
-        if (colon == std::string::npos) continue;
-        out[std::stoull(item.substr(0, colon))] = std::stoull(item.substr(colon + 1));
-    }
-    return out;
-}
-
-}  // namespace
 
 bool Proxy::behind_target_locked(const CommEntry& c) const {
     auto t = targets_.find(c.gid);
@@ -77,8 +60,7 @@ bool Proxy::enter_collective(uint64_t comm_id) {
                 // every member must enter it too. The coordinator raises
                 // the target for all (RAISE), and the others catch up.
                 targets_[c.gid] = c.collectives + 1;
-                send_line("RAISE sequence=" + std::to_string(sequence_) + " targets=" + std::to_string(c.gid) + ":" +
-                          std::to_string(c.collectives + 1));
+                send_line("RAISE sequence=" + std::to_string(sequence_) + " targets=" + counts_text({{c.gid, c.collectives + 1}}));
                 break;
             }
         }
@@ -105,7 +87,7 @@ void Proxy::progress_locked() {
 }
 
 void Proxy::prepare(uint64_t sequence) {
-    std::string counts;
+    std::map<uint64_t, uint64_t> counts;
     {
         std::lock_guard lock(mu_);
         sequence_ = sequence;
@@ -113,13 +95,10 @@ void Proxy::prepare(uint64_t sequence) {
         have_targets_ = false;
         reported_safe_ = false;
         targets_.clear();
-        for (const auto& [id, c] : comms_) {
-            if (id == kCommSelf) continue;
-            if (!counts.empty()) counts += ',';
-            counts += std::to_string(c.gid) + ":" + std::to_string(c.collectives);
-        }
+        for (const auto& [id, c] : comms_)
+            if (id != kCommSelf) counts[c.gid] = c.collectives;
     }
-    send_line("COUNTS sequence=" + std::to_string(sequence) + " counts=" + (counts.empty() ? "-" : counts));
+    send_line("COUNTS sequence=" + std::to_string(sequence) + " counts=" + counts_text(counts));
 }
 
 void Proxy::set_targets(uint64_t sequence, uint64_t version, const std::string& targets) {

@@ -11,10 +11,11 @@ Each case compares the output of jobs run under
 
 with the reference, the output of `mpirun -np N mpi_VICTIM ARGS` without the
 engine and without ARGS' timing options (at full speed), rank by rank
-(mpirun --tag-output), with test_apps.py's piece comparison: a run restored after `checkpoint --stop` resumes exactly where
-the stopped run ended; one restored from an older checkpoint resumes at or
-before the point where the earlier run ended and after the line waited for
-before that checkpoint; the last piece ends with the reference's verdict.
+(mpirun --tag-output), with test_apps.py's piece comparison: a run restored
+after `checkpoint --stop` resumes exactly where the stopped run ended; one
+restored from an older checkpoint resumes at or before the point where the
+earlier run ended and after the line waited for before that checkpoint; the
+last piece ends with the reference's verdict.
 
   test_mpi.py --bin BUILD [--np N ...] VICTIM ... [--case CASE ...]
     the cases for each victim and each N (default 4 and 8; oversubscribed):
@@ -38,9 +39,8 @@ before that checkpoint; the last piece ends with the reference's verdict.
     the harness itself, without the engine (passes on plain Open MPI): the
     arguments of the blocked case (pace, laggard, stall) give the same
     output as the reference, which runs without --pace, --lag and --stall
-    (untimed: at full speed), every
-    self-check passes, the progress lines the cases wait for are there and
-    unique
+    (untimed: at full speed), every self-check passes, the progress lines
+    the cases wait for are there and unique
   test_mpi.py --bin BUILD --nodes [--native-only] VICTIM ...
     4 ranks across 2 "nodes" (network namespaces, test_nodes.py's Cluster),
     launched by mpirun itself through an rsh agent (`--mca plm_rsh_agent`, a
