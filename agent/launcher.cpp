@@ -640,6 +640,7 @@ int Launcher::run() {
     UniqueFd signals(signalfd(-1, &handled, SFD_CLOEXEC));
 
     if (options_.restart.empty()) {
+        if (mpi_) mpi_->send("INIT");  // the job is up: its node agent joined the coordinator
         start_program();
         register_rank();
     } else {
@@ -671,6 +672,7 @@ int Launcher::run() {
             // (SIGCHLD also comes from tracees and may precede the report.)
             int st = 0;
             if (read(status_read_.get(), &st, sizeof st) == sizeof st) program_status = st;
+            else if (!stopped_) say("the job's init process (pid " + std::to_string(init_) + ") ended without the program's exit status: it was killed", 0);
             waitpid(helper_, nullptr, 0);
             break;
         }

@@ -2,6 +2,7 @@
 
 #include "image/error.hpp"
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
 
@@ -198,22 +199,49 @@ Hid create_group(hid_t loc, const std::string& name) {
                  object_path(loc) + "/" + name, "cannot create group");
 }
 
-Hid open_group(hid_t loc, const std::string& name) {
+namespace {
+
+// Opens loc/name one component at a time. Each must be a hard link: a writer
+// makes nothing else, and following links is unsafe (libhdf5 1.10 cannot
+// close a group reached through an external link back into the same file,
+// which then stays open).
+Hid open_hard_path(hid_t loc, const std::string& name, const std::string& kind) {
+    const std::string file = file_name(loc);
     std::string where = object_path(loc);
-    where = (where == "/" ? "" : where) + "/" + name;
-    if (!link_exists(loc, name)) throw ImageError(file_name(loc), where, "group is missing");
-    Hid g = check(H5Oopen(loc, name.c_str(), H5P_DEFAULT), file_name(loc), where, "cannot open group");
-    if (H5Iget_type(g) != H5I_GROUP) throw ImageError(file_name(loc), where, "is not a group");
-    return g;
+    if (where == "/") where.clear();
+    Hid current;
+    hid_t at = loc;
+    size_t begin = 0;
+    while (begin <= name.size()) {
+        const size_t slash = std::min(name.find('/', begin), name.size());
+        const std::string part = name.substr(begin, slash - begin);
+        const bool last = slash == name.size();
+        begin = slash + 1;
+        if (part.empty()) throw ImageError(file, where + "/" + name, "is not a plain path");
+        where += "/" + part;
+        const std::string what = last ? kind : "group";
+        if (!link_exists(at, part)) throw ImageError(file, where, what + " is missing");
+        H5L_info_t info{};
+        if (H5Lget_info(at, part.c_str(), &info, H5P_DEFAULT) < 0) {
+            H5Eclear2(H5E_DEFAULT);
+            throw ImageError(file, where, "cannot read the link to the " + what);
+        }
+        if (info.type != H5L_TYPE_HARD)
+            throw ImageError(file, where, std::string(info.type == H5L_TYPE_SOFT ? "is a soft" : "is an external") +
+                                              " link, not a " + what + " (images hold only hard links)");
+        Hid next = check(H5Oopen(at, part.c_str(), H5P_DEFAULT), file, where, "cannot open " + what);
+        const H5I_type_t expected = what == "group" ? H5I_GROUP : H5I_DATASET;
+        if (H5Iget_type(next) != expected) throw ImageError(file, where, "is not a " + what);
+        current = std::move(next);
+        at = current;
+    }
+    return current;
 }
 
-Hid open_dataset(hid_t loc, const std::string& name) {
-    std::string where = object_path(loc);
-    where = (where == "/" ? "" : where) + "/" + name;
-    if (!link_exists(loc, name)) throw ImageError(file_name(loc), where, "dataset is missing");
-    Hid d = check(H5Oopen(loc, name.c_str(), H5P_DEFAULT), file_name(loc), where, "cannot open dataset");
-    if (H5Iget_type(d) != H5I_DATASET) throw ImageError(file_name(loc), where, "is not a dataset");
-    return d;
-}
+}  // namespace
+
+Hid open_group(hid_t loc, const std::string& name) { return open_hard_path(loc, name, "group"); }
+
+Hid open_dataset(hid_t loc, const std::string& name) { return open_hard_path(loc, name, "dataset"); }
 
 }  // namespace ckpt::image::h5

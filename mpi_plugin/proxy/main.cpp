@@ -319,11 +319,13 @@ void Proxy::control_loop() {
     stopping_ = true;
 }
 
-// A restarting proxy calls MPI_Init only once every rank has restored its
-// program (ckpt-run sends INIT at the release): a rank whose restore fails
-// then ends with its proxy outside the launcher's PMIx handshake, which a
-// proxy killed in the middle of it could leave hung (mpirun with every rank
-// gone). False when ckpt-run went away first.
+// A proxy calls MPI_Init only when ckpt-run sends INIT: on a fresh start once
+// the rank has joined the job (its node agent is the coordinator's), on a
+// restart once every rank has restored its program. A job that fails before
+// (a second job refused on a busy --ckpt-dir, a missing rank file) then ends
+// with no proxy in the launcher's PMIx handshake: a client that connects or
+// is killed in the middle of it while mpirun tears the job down can leave
+// mpirun hung in PMIx_server_finalize. False when ckpt-run went away first.
 bool Proxy::wait_for_init() {
     std::string line;
     char c;
@@ -341,7 +343,7 @@ bool Proxy::wait_for_init() {
 }
 
 int Proxy::run() {
-    if (restarting_ && !wait_for_init()) return 0;
+    if (!wait_for_init()) return 0;
     int provided = 0;
     MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
     if (provided < MPI_THREAD_MULTIPLE) {

@@ -141,11 +141,15 @@ class JobHarness(Harness):
         """Per rank: (reference stdout lines, reference files)."""
         return self.references("heat", [(rank_steps(r, scale),) + HEAT for r in range(NRANKS)])
 
-    def job(self, name, ck=None, options=(), env=None, scale=1):
+    def job(self, name, ck=None, options=(), env=None, scale=1, hold=False):
         """Starts the 4-rank job (in environment env, default the harness's);
-        returns (run, work dir, ckpt dir). Rank r writes into <work>/rank-r."""
+        returns (run, work dir, ckpt dir). Rank r writes into <work>/rank-r.
+        With hold, no rank ends before compare_job releases it: a test that
+        needs the whole job running while it works does not depend on the
+        machine's speed."""
         wdir = self.mkdir(name)
         ck = ck or os.path.join(wdir, "ckpt")
+        release = os.path.join(wdir, "release") if hold else None
         cmd = list(self.mpirun)
         for r in range(NRANKS):
             rdir = self.mkdir(name, f"rank-{r}")
@@ -153,7 +157,11 @@ class JobHarness(Harness):
                 cmd.append(":")
             cmd += ["-np", "1", self.tool("agent/ckpt-run"), "--ckpt-dir", ck, "--mpi", "none", *options, "--", self.exe("heat"),
                     os.path.join(rdir, "heat.log"), os.path.join(rdir, "heat.grid"), rank_steps(r, scale), *HEAT]
-        return Run(self, cmd, f"{name}-run", wdir, env=env), wdir, ck
+            if release:
+                cmd.append(release)
+        run = Run(self, cmd, f"{name}-run", wdir, env=env)
+        run.release = release
+        return run, wdir, ck
 
     def job_restart(self, ck, label, path=None, nranks=NRANKS, options=(), env=None):
         opt = "--restart" if path is None else f"--restart={path}"
@@ -230,6 +238,8 @@ def compare_job(h, run, refs, name, before=None):
     """Waits for the end (exit 0) of job `name`; every rank's output, after its
     earlier pieces (before[rank]: ([(piece, 'stop' | 'kill', 0)], min_start)),
     and its output files must equal its reference."""
+    if getattr(run, "release", None):
+        open(run.release, "w").close()
     rc = run.finish()
     check(rc == 0, f"{name}: {run.label} exited {rc}{run.stderr_tail()}")
     for r in range(NRANKS):
@@ -735,7 +745,7 @@ def read_rendezvous(ck):
 
 def security_wrong_secret(h):
     refs = h.job_refs()
-    run, wdir, ck = h.job("wrong_secret")
+    run, wdir, ck = h.job("wrong_secret", hold=True)
     h.wait_all(run, refs, 0.2)
     path = os.path.join(ck, ".coordinator")
     check(os.stat(path).st_mode & 0o777 == 0o600, f"wrong_secret: {path} is not 0600")
@@ -758,7 +768,7 @@ def security_wrong_secret(h):
 
 def security_second_job(h):
     refs = h.job_refs()
-    run, wdir, ck = h.job("second_job")
+    run, wdir, ck = h.job("second_job", hold=True)
     h.wait_all(run, refs, 0.2)
     before = read_rendezvous(ck)
     other = h.mkdir("second_job-other")

@@ -99,6 +99,38 @@ TEST(RankImage, CrossReferencesAreChecked) {
     }
 }
 
+// A writer makes only hard links; a reader refuses soft and external ones by
+// name instead of following them (an external link back into the same file
+// even leaves libhdf5 unable to close what it opened).
+TEST(RankImage, LinksOtherThanHardAreRefused) {
+    ScratchDir dir;
+    const std::string path = dir / "rank-00000.h5";
+    write_rank(path, Compression::None, SyntheticSpec{1, 1, 1 << 20});
+    const struct {
+        std::string name, expected;
+    } cases[] = {{"external", "/task/1/vmas: is an external link"}, {"soft", "/task/1/vmas: is a soft link"}};
+    for (const auto& c : cases) {
+        {
+            h5::Hid file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+            ASSERT_TRUE(file.valid());
+            H5Ldelete(file, "/task/1/vmas", H5P_DEFAULT);
+            if (c.name == "external")
+                ASSERT_GE(H5Lcreate_external("rank-00000.h5", "/", file, "/task/1/vmas", H5P_DEFAULT, H5P_DEFAULT), 0);
+            else
+                ASSERT_GE(H5Lcreate_soft("/tree/tasks", file, "/task/1/vmas", H5P_DEFAULT, H5P_DEFAULT), 0);
+        }
+        try {
+            RankReader reader(path);
+            WorkerPool pool(1);
+            reader.verify(true, pool);
+            FAIL() << c.name << " link followed";
+        } catch (const ImageError& e) {
+            EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos) << e.what();
+        }
+        EXPECT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0) << "the reader left HDF5 objects open";
+    }
+}
+
 namespace {
 
 // A synthetic rank whose /shared/files gains `extra`; a deleted file of

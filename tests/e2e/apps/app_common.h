@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <unistd.h>
 
@@ -92,6 +93,15 @@ inline long arg_long(int argc, char** argv, int i, long fallback) {
   long v = strtol(argv[i], &end, 10);
   if (!end || *end || v <= 0) die("bad numeric argument '%s'", argv[i]);
   return v;
+}
+
+// Polls for a file a test creates when the program may go on.
+inline void wait_for_file(const char* path) {
+  const timespec tick{0, 10 * 1000 * 1000};
+  while (access(path, F_OK) != 0) {
+    if (errno != ENOENT) die("access %s: %s", path, strerror(errno));
+    nanosleep(&tick, nullptr);
+  }
 }
 
 }  // namespace app

@@ -1,6 +1,6 @@
 // app_heat: a multithreaded 2-D heat (Jacobi) solver.
 //
-//   app_heat LOGFILE GRIDFILE [STEPS=20000] [N=384] [THREADS=4] [EVERY=200]
+//   app_heat LOGFILE GRIDFILE [STEPS=20000] [N=384] [THREADS=4] [EVERY=200] [HOLD]
 //
 // An N x N grid with a fixed hot top edge relaxes by Jacobi iteration. THREADS
 // threads each own a contiguous band of rows; a barrier ends every step
@@ -13,6 +13,9 @@
 // At the end the grid goes to GRIDFILE (binary doubles) and the last line is
 //   final steps S total T fnv H
 // with T at full precision (%.17g) and H the FNV-1a hash of the grid's bytes.
+// With HOLD, the solver waits before that end until the file HOLD exists: a
+// test that works on the running job keeps it running however fast the
+// machine is, and the output stays that of a run without HOLD.
 #include "app_common.h"
 
 #include <cmath>
@@ -79,7 +82,7 @@ void run_band(Solver& s, int t) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) app::die("usage: app_heat LOGFILE GRIDFILE [STEPS] [N] [THREADS] [EVERY]");
+  if (argc < 3) app::die("usage: app_heat LOGFILE GRIDFILE [STEPS] [N] [THREADS] [EVERY] [HOLD]");
   Solver s;
   s.steps = app::arg_long(argc, argv, 3, 20000);
   s.n = static_cast<int>(app::arg_long(argc, argv, 4, 384));
@@ -117,6 +120,7 @@ int main(int argc, char** argv) {
     if (rc != 0) app::die("pthread_create: %s", strerror(rc));
   }
   for (auto& th : threads) pthread_join(th, nullptr);
+  if (argc > 7) app::wait_for_file(argv[7]);
 
   // After an even number of swaps the result is in a, otherwise in b.
   const std::vector<double>& g = s.steps % 2 == 0 ? s.a : s.b;
