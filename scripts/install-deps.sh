@@ -12,8 +12,9 @@ packages=(
   # a local SLURM cluster for the tests (slurm/testing/); SLURM's pmix plugin
   # loads libpmix.so of libpmix-dev at run time
   slurmctld slurmd slurm-client munge libpmix-dev
-  # a real MPI simulation code, unmodified, under the MPI layer (mpi_lammps_np4)
-  lammps
+  # real MPI simulation codes, unmodified, under the MPI layer (mpi_lammps_np4,
+  # mpi_gromacs_np4)
+  lammps gromacs
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -252,11 +252,12 @@ int reduce_scatter(const void* sendbuf, void* recvbuf, const int* recvcounts, in
     return c.run();
 }
 
-// Gather and Allgather (all = every rank receives), regular or v.
-int gather_like(bool all, const void* sendbuf, int scount, MPI_Datatype stype, void* recvbuf, int rcount, const int* rcounts,
+// Gather and Allgather (all = every rank receives), regular or v (v: the
+// caller is a v variant; rcounts matter at the root alone and may be null
+// elsewhere).
+int gather_like(bool all, bool v, const void* sendbuf, int scount, MPI_Datatype stype, void* recvbuf, int rcount, const int* rcounts,
                 const int* displs, MPI_Datatype rtype, int root, MPI_Comm comm, MPI_Request* r, const char* fn) {
     if (int e = comm_call_error(comm, fn)) return e;
-    const bool v = rcounts != nullptr;
     Coll c(all ? (v ? ckpt::mpi::Coll::Allgatherv : ckpt::mpi::Coll::Allgather) : (v ? ckpt::mpi::Coll::Gatherv : ckpt::mpi::Coll::Gather),
            comm, r, fn);
     c.set(kCRoot, root);
@@ -284,10 +285,10 @@ int gather_like(bool all, const void* sendbuf, int scount, MPI_Datatype stype, v
     return c.run();
 }
 
-int scatter_like(const void* sendbuf, int scount, const int* scounts, const int* displs, MPI_Datatype stype, void* recvbuf, int rcount,
+// Scatter, regular or v (scounts matter at the root alone).
+int scatter_like(bool v, const void* sendbuf, int scount, const int* scounts, const int* displs, MPI_Datatype stype, void* recvbuf, int rcount,
                  MPI_Datatype rtype, int root, MPI_Comm comm, MPI_Request* r, const char* fn) {
     if (int e = comm_call_error(comm, fn)) return e;
-    const bool v = scounts != nullptr;
     Coll c(v ? ckpt::mpi::Coll::Scatterv : ckpt::mpi::Coll::Scatter, comm, r, fn);
     c.set(kCRoot, root);
     const int n = c.size(), me = c.rank();
@@ -428,44 +429,44 @@ int PMPI_Ireduce_scatter_block(const void* s, void* rb, int count, MPI_Datatype 
 }
 
 int PMPI_Gather(const void* s, int sc, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, int root, MPI_Comm comm) {
-    return gather_like(false, s, sc, st, rb, rc, nullptr, nullptr, rt, root, comm, nullptr, "MPI_Gather");
+    return gather_like(false, false, s, sc, st, rb, rc, nullptr, nullptr, rt, root, comm, nullptr, "MPI_Gather");
 }
 int PMPI_Igather(const void* s, int sc, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, int root, MPI_Comm comm, MPI_Request* r) {
-    return gather_like(false, s, sc, st, rb, rc, nullptr, nullptr, rt, root, comm, r, "MPI_Igather");
+    return gather_like(false, false, s, sc, st, rb, rc, nullptr, nullptr, rt, root, comm, r, "MPI_Igather");
 }
 int PMPI_Gatherv(const void* s, int sc, MPI_Datatype st, void* rb, const int* rcs, const int* displs, MPI_Datatype rt, int root, MPI_Comm comm) {
-    return gather_like(false, s, sc, st, rb, 0, rcs, displs, rt, root, comm, nullptr, "MPI_Gatherv");
+    return gather_like(false, true, s, sc, st, rb, 0, rcs, displs, rt, root, comm, nullptr, "MPI_Gatherv");
 }
 int PMPI_Igatherv(const void* s, int sc, MPI_Datatype st, void* rb, const int* rcs, const int* displs, MPI_Datatype rt, int root,
                   MPI_Comm comm, MPI_Request* r) {
-    return gather_like(false, s, sc, st, rb, 0, rcs, displs, rt, root, comm, r, "MPI_Igatherv");
+    return gather_like(false, true, s, sc, st, rb, 0, rcs, displs, rt, root, comm, r, "MPI_Igatherv");
 }
 int PMPI_Allgather(const void* s, int sc, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, MPI_Comm comm) {
-    return gather_like(true, s, sc, st, rb, rc, nullptr, nullptr, rt, 0, comm, nullptr, "MPI_Allgather");
+    return gather_like(true, false, s, sc, st, rb, rc, nullptr, nullptr, rt, 0, comm, nullptr, "MPI_Allgather");
 }
 int PMPI_Iallgather(const void* s, int sc, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, MPI_Comm comm, MPI_Request* r) {
-    return gather_like(true, s, sc, st, rb, rc, nullptr, nullptr, rt, 0, comm, r, "MPI_Iallgather");
+    return gather_like(true, false, s, sc, st, rb, rc, nullptr, nullptr, rt, 0, comm, r, "MPI_Iallgather");
 }
 int PMPI_Allgatherv(const void* s, int sc, MPI_Datatype st, void* rb, const int* rcs, const int* displs, MPI_Datatype rt, MPI_Comm comm) {
-    return gather_like(true, s, sc, st, rb, 0, rcs, displs, rt, 0, comm, nullptr, "MPI_Allgatherv");
+    return gather_like(true, true, s, sc, st, rb, 0, rcs, displs, rt, 0, comm, nullptr, "MPI_Allgatherv");
 }
 int PMPI_Iallgatherv(const void* s, int sc, MPI_Datatype st, void* rb, const int* rcs, const int* displs, MPI_Datatype rt, MPI_Comm comm,
                      MPI_Request* r) {
-    return gather_like(true, s, sc, st, rb, 0, rcs, displs, rt, 0, comm, r, "MPI_Iallgatherv");
+    return gather_like(true, true, s, sc, st, rb, 0, rcs, displs, rt, 0, comm, r, "MPI_Iallgatherv");
 }
 
 int PMPI_Scatter(const void* s, int sc, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, int root, MPI_Comm comm) {
-    return scatter_like(s, sc, nullptr, nullptr, st, rb, rc, rt, root, comm, nullptr, "MPI_Scatter");
+    return scatter_like(false, s, sc, nullptr, nullptr, st, rb, rc, rt, root, comm, nullptr, "MPI_Scatter");
 }
 int PMPI_Iscatter(const void* s, int sc, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, int root, MPI_Comm comm, MPI_Request* r) {
-    return scatter_like(s, sc, nullptr, nullptr, st, rb, rc, rt, root, comm, r, "MPI_Iscatter");
+    return scatter_like(false, s, sc, nullptr, nullptr, st, rb, rc, rt, root, comm, r, "MPI_Iscatter");
 }
 int PMPI_Scatterv(const void* s, const int* scs, const int* displs, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, int root, MPI_Comm comm) {
-    return scatter_like(s, 0, scs, displs, st, rb, rc, rt, root, comm, nullptr, "MPI_Scatterv");
+    return scatter_like(true, s, 0, scs, displs, st, rb, rc, rt, root, comm, nullptr, "MPI_Scatterv");
 }
 int PMPI_Iscatterv(const void* s, const int* scs, const int* displs, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, int root,
                    MPI_Comm comm, MPI_Request* r) {
-    return scatter_like(s, 0, scs, displs, st, rb, rc, rt, root, comm, r, "MPI_Iscatterv");
+    return scatter_like(true, s, 0, scs, displs, st, rb, rc, rt, root, comm, r, "MPI_Iscatterv");
 }
 
 int PMPI_Alltoall(const void* s, int sc, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, MPI_Comm comm) {

@@ -71,13 +71,13 @@ def thermo_count(steps=STEPS):
     return steps // 50 + 1
 
 
-def compare_thermo(got, reference, what):
-    """got, the thermo lines of what, must be the reference's, byte for byte:
-    none lost, none repeated, every value identical."""
+def compare_lines(got, reference, what, kind="thermo lines"):
+    """got, the lines (of `kind`) of what, must be the reference's, byte for
+    byte: none lost, none repeated, every value identical."""
     if got == reference:
         return
     n = next((i for i, (x, y) in enumerate(zip(got, reference)) if x != y), min(len(got), len(reference)))
-    raise Failure(f"{what}: {len(got)} thermo lines differ from the reference's {len(reference)} at line {n}:\n"
+    raise Failure(f"{what}: {len(got)} {kind} differ from the reference's {len(reference)} at line {n}:\n"
                   f"  got      {got[n] if n < len(got) else '(none)'}\n"
                   f"  expected {reference[n] if n < len(reference) else '(none)'}")
 
@@ -136,7 +136,7 @@ def main():
         if rc == 0 or len(first) == len(reference):
             raise Failure("the job was not stopped by `checkpoint --stop`:\n" + "".join(out[-40:]))
         restored = thermo_lines(run(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--restart"], "the restart", work))
-        compare_thermo(first + restored, reference, f"the stopped run's {len(first)} and the restored run's {len(restored)}")
+        compare_lines(first + restored, reference, f"the stopped run's {len(first)} and the restored run's {len(restored)}")
         print(f"PASS: LAMMPS, {a.np} ranks: checkpointed at step 1000, stopped after step 2000 "
               f"({len(first)} thermo lines), restored ({len(restored)} more): identical to the native run")
         return 0

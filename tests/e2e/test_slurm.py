@@ -388,7 +388,7 @@ def lammps(t):
     requeued(t, job, ref, "lammps", fraction=0.1)
     with open(log, "rb") as f:
         logged = [x for x in f.read().splitlines(keepends=True) if lammps_deck.is_thermo(x)]
-    lammps_deck.compare_thermo(logged, ref, f"lammps: {log}")
+    lammps_deck.compare_lines(logged, ref, f"lammps: {log}")
 
 
 def mpirun(t):
