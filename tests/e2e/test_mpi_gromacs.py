@@ -23,18 +23,15 @@ MPI_Gatherv passing NULL counts on the ranks that are not the root, which
 MPI allows; the shim once took those calls for MPI_Scatter and MPI_Gather
 and the job hung in its first step.
 """
-import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_apps import Failure  # noqa: E402
-from test_mpi_lammps import TIMEOUT, compare_lines, mpirun, run  # noqa: E402
+from test_mpi_lammps import TIMEOUT, app_test_main, compare_lines, mpirun, run  # noqa: E402
 
 STEPS = 5000
 EVERY = 250  # nstlog
@@ -76,11 +73,19 @@ def prepare(gmx, work):
     return os.path.join(work, "md.tpr")
 
 
+def log_lines(log):
+    """md.log's lines (none before mdrun made it)."""
+    try:
+        with open(log, errors="replace") as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
 def energy_blocks(log):
     """The lines of md.log's energy blocks, each after its step line."""
     out, step, inside = [], None, False
-    lines = open(log, errors="replace").read().splitlines() if os.path.exists(log) else []
-    for i, line in enumerate(lines):
+    for i, line in enumerate(lines := log_lines(log)):
         if re.match(r"^\s+Step\s+Time\s*$", line) and i + 1 < len(lines):
             step = lines[i + 1].split()[0] if lines[i + 1].split() else "?"
         elif "Energies (kJ/mol)" in line:
@@ -96,11 +101,7 @@ def energy_blocks(log):
 def last_step(log):
     """The step of md.log's latest step line (0 before the first)."""
     step = 0
-    try:
-        with open(log, errors="replace") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        return 0
+    lines = log_lines(log)
     for i, line in enumerate(lines[:-1]):
         if re.match(r"^\s+Step\s+Time\s*$", line):
             m = re.match(r"^\s*(\d+)", lines[i + 1])
@@ -109,67 +110,48 @@ def last_step(log):
     return step
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True, help="the build directory")
-    ap.add_argument("--np", type=int, default=4)
-    a = ap.parse_args()
-    gmx, gmx_mpi = shutil.which("gmx"), shutil.which("gmx_mpi")
-    if not gmx or not gmx_mpi:
-        print("FAIL: no `gmx` and `gmx_mpi` (Debian's gromacs package; scripts/install-deps.sh installs it)")
-        return 1
-    a.bin = os.path.abspath(a.bin)
-    run_bin = os.path.join(a.bin, "agent", "ckpt-run")
-    ctl = os.path.join(a.bin, "coordinator", "ckpt-ctl")
-    work = tempfile.mkdtemp(prefix="ckpt-gromacs-")
-    try:
-        tpr = prepare(gmx, work)
-        mdrun = [gmx_mpi, "-quiet", "mdrun", "-s", tpr, "-deffnm", "md", "-ntomp", "1", "-dlb", "no", "-reprod", "-nb", "cpu",
-                 "-pin", "off", "-cpt", "-1"]
-        native, job_dir = os.path.join(work, "native"), os.path.join(work, "job")
-        os.makedirs(native)
-        os.makedirs(job_dir)
-        run(mpirun(a.np) + mdrun, "the native GROMACS", native)
-        reference = energy_blocks(os.path.join(native, "md.log"))
-        blocks = len([x for x in reference if x.startswith("step ")])
-        if blocks < STEPS // EVERY + 1 or f"step {STEPS}" not in reference:
-            raise Failure(f"the native run's md.log holds {blocks} energy blocks, not {STEPS // EVERY + 1} up to step {STEPS}")
+def gromacs(a, programs, run_bin, ctl, work):
+    gmx, gmx_mpi = programs
+    tpr = prepare(gmx, work)
+    mdrun = [gmx_mpi, "-quiet", "mdrun", "-s", tpr, "-deffnm", "md", "-ntomp", "1", "-dlb", "no", "-reprod", "-nb", "cpu",
+             "-pin", "off", "-cpt", "-1"]
+    native, job_dir = os.path.join(work, "native"), os.path.join(work, "job")
+    os.makedirs(native)
+    os.makedirs(job_dir)
+    run(mpirun(a.np) + mdrun, "the native GROMACS", native)
+    reference = energy_blocks(os.path.join(native, "md.log"))
+    blocks = len([x for x in reference if x.startswith("step ")])
+    if blocks < STEPS // EVERY + 1 or f"step {STEPS}" not in reference:
+        raise Failure(f"the native run's md.log holds {blocks} energy blocks, not {STEPS // EVERY + 1} up to step {STEPS}")
 
-        ck, log = os.path.join(work, "ck"), os.path.join(job_dir, "md.log")
-        with open(os.path.join(work, "job.out"), "w") as out:
-            job = subprocess.Popen(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--"] + mdrun, cwd=job_dir, stdout=out,
-                                   stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + TIMEOUT
-            for at, extra, what in ((CHECKPOINT_AT, [], "checkpoint"), (STOP_AT, ["--stop"], "checkpoint --stop")):
-                while last_step(log) < at:
-                    if job.poll() is not None or time.time() > deadline:
-                        raise Failure(f"the job {'ended' if job.poll() is not None else 'was still running'} before step {at} "
-                                      f"of its log (step {last_step(log)}):\n" + open(os.path.join(work, "job.out")).read()[-3000:])
-                    time.sleep(0.05)
-                run([ctl, "--ckpt-dir", ck, "checkpoint", *extra], f"ckpt-ctl {what} at step {last_step(log)}", work)
-            stopped_at = last_step(log)
-            rc = job.wait(timeout=TIMEOUT)
-        finally:
-            if job.poll() is None:
-                job.kill()
-        if rc != 75 or stopped_at >= STEPS:
-            raise Failure(f"the job was not stopped by `checkpoint --stop` (exit {rc}, step {stopped_at}):\n" +
-                          open(os.path.join(work, "job.out")).read()[-3000:])
-        run(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--restart"], "the restart", job_dir)
-        compare_lines(energy_blocks(log), reference, "the restored run's md.log", "energy lines")
-        with open(os.path.join(native, "md.edr"), "rb") as f1, open(os.path.join(job_dir, "md.edr"), "rb") as f2:
-            if f1.read() != f2.read():
-                raise Failure("the restored run's energy file (md.edr) differs from the native run's")
-        print(f"PASS: GROMACS, {a.np} ranks: checkpointed at step {CHECKPOINT_AT}+, stopped at step {stopped_at}, restored: "
-              f"{blocks} energy blocks of md.log and md.edr identical to the native run's")
-        return 0
-    except (Failure, subprocess.TimeoutExpired, OSError) as e:
-        print(f"FAIL: {e}")
-        return 1
+    ck, log, out_path = os.path.join(work, "ck"), os.path.join(job_dir, "md.log"), os.path.join(work, "job.out")
+    with open(out_path, "w") as out:
+        job = subprocess.Popen(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--"] + mdrun, cwd=job_dir, stdout=out,
+                               stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + TIMEOUT
+        for at, extra, what in ((CHECKPOINT_AT, [], "checkpoint"), (STOP_AT, ["--stop"], "checkpoint --stop")):
+            while last_step(log) < at:
+                if job.poll() is not None or time.time() > deadline:
+                    raise Failure(f"the job {'ended' if job.poll() is not None else 'was still running'} before step {at} "
+                                  f"of its log (step {last_step(log)}):\n" + open(out_path).read()[-3000:])
+                time.sleep(0.05)
+            run([ctl, "--ckpt-dir", ck, "checkpoint", *extra], f"ckpt-ctl {what} at step {last_step(log)}", work)
+        stopped_at = last_step(log)
+        rc = job.wait(timeout=TIMEOUT)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if job.poll() is None:
+            job.kill()
+    if rc != 75 or stopped_at >= STEPS:
+        raise Failure(f"the job was not stopped by `checkpoint --stop` (exit {rc}, step {stopped_at}):\n" + open(out_path).read()[-3000:])
+    run(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--restart"], "the restart", job_dir)
+    compare_lines(energy_blocks(log), reference, "the restored run's md.log", "energy lines")
+    with open(os.path.join(native, "md.edr"), "rb") as f1, open(os.path.join(job_dir, "md.edr"), "rb") as f2:
+        if f1.read() != f2.read():
+            raise Failure("the restored run's energy file (md.edr) differs from the native run's")
+    return (f"GROMACS, {a.np} ranks: checkpointed at step {CHECKPOINT_AT}+, stopped at step {stopped_at}, restored: "
+            f"{blocks} energy blocks of md.log and md.edr identical to the native run's")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(app_test_main("gromacs", "gromacs", ["gmx", "gmx_mpi"], gromacs))

@@ -94,58 +94,65 @@ def run(cmd, what, cwd):
     return p.stdout
 
 
-def main():
+def app_test_main(name, package, tools, body):
+    """The frame of a test of a real application: `--bin BUILD [--np N]`,
+    the application's programs `tools` found on PATH (Debian's `package`),
+    a scratch directory. body(args, programs, ckpt_run, ckpt_ctl, work)
+    returns what passed; any Failure, timeout or I/O error fails the test."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="the build directory")
     ap.add_argument("--np", type=int, default=4)
     a = ap.parse_args()
-    lmp = shutil.which("lmp")
-    if not lmp:
-        print("FAIL: no `lmp` (Debian's lammps package; scripts/install-deps.sh installs it)")
+    programs = [shutil.which(t) for t in tools]
+    if not all(programs):
+        print(f"FAIL: no {' and '.join(f'`{t}`' for t in tools)} (Debian's {package} package; scripts/install-deps.sh installs it)")
         return 1
     a.bin = os.path.abspath(a.bin)
-    run_bin = os.path.join(a.bin, "agent", "ckpt-run")
-    ctl = os.path.join(a.bin, "coordinator", "ckpt-ctl")
-    work = tempfile.mkdtemp(prefix="ckpt-lammps-")
+    work = tempfile.mkdtemp(prefix=f"ckpt-{name}-")
     try:
-        with open(os.path.join(work, "in.lj"), "w") as f:
-            f.write(deck())
-        app = [lmp, "-in", "in.lj", "-log", "none"]
-        reference = thermo_lines(run(mpirun(a.np) + app, "the native LAMMPS", work))
-        if len(reference) != thermo_count():
-            raise Failure(f"the native run printed {len(reference)} thermo lines, not {thermo_count()}")
-        ck = os.path.join(work, "ck")
-        job = subprocess.Popen(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--"] + app, cwd=work, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-        first, out = [], []
-        try:
-            for line in job.stdout:
-                out.append(line)
-                m = THERMO.match(line)
-                if not m:
-                    continue
-                first.append(line.rstrip("\n"))
-                if m.group(1) == "1000":
-                    run([ctl, "--ckpt-dir", ck, "checkpoint"], "ckpt-ctl checkpoint at step 1000", work)
-                elif m.group(1) == "2000":
-                    run([ctl, "--ckpt-dir", ck, "checkpoint", "--stop"], "ckpt-ctl checkpoint --stop at step 2000", work)
-            rc = job.wait(timeout=TIMEOUT)
-        finally:
-            if job.poll() is None:
-                job.kill()
-        if rc == 0 or len(first) == len(reference):
-            raise Failure("the job was not stopped by `checkpoint --stop`:\n" + "".join(out[-40:]))
-        restored = thermo_lines(run(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--restart"], "the restart", work))
-        compare_lines(first + restored, reference, f"the stopped run's {len(first)} and the restored run's {len(restored)}")
-        print(f"PASS: LAMMPS, {a.np} ranks: checkpointed at step 1000, stopped after step 2000 "
-              f"({len(first)} thermo lines), restored ({len(restored)} more): identical to the native run")
+        print("PASS: " + body(a, programs, os.path.join(a.bin, "agent", "ckpt-run"), os.path.join(a.bin, "coordinator", "ckpt-ctl"), work))
         return 0
-    except (Failure, subprocess.TimeoutExpired) as e:
+    except (Failure, subprocess.TimeoutExpired, OSError) as e:
         print(f"FAIL: {e}")
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def lammps(a, programs, run_bin, ctl, work):
+    lmp = programs[0]
+    with open(os.path.join(work, "in.lj"), "w") as f:
+        f.write(deck())
+    app = [lmp, "-in", "in.lj", "-log", "none"]
+    reference = thermo_lines(run(mpirun(a.np) + app, "the native LAMMPS", work))
+    if len(reference) != thermo_count():
+        raise Failure(f"the native run printed {len(reference)} thermo lines, not {thermo_count()}")
+    ck = os.path.join(work, "ck")
+    job = subprocess.Popen(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--"] + app, cwd=work, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    first, out = [], []
+    try:
+        for line in job.stdout:
+            out.append(line)
+            m = THERMO.match(line)
+            if not m:
+                continue
+            first.append(line.rstrip("\n"))
+            if m.group(1) == "1000":
+                run([ctl, "--ckpt-dir", ck, "checkpoint"], "ckpt-ctl checkpoint at step 1000", work)
+            elif m.group(1) == "2000":
+                run([ctl, "--ckpt-dir", ck, "checkpoint", "--stop"], "ckpt-ctl checkpoint --stop at step 2000", work)
+        rc = job.wait(timeout=TIMEOUT)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    if rc == 0 or len(first) == len(reference):
+        raise Failure("the job was not stopped by `checkpoint --stop`:\n" + "".join(out[-40:]))
+    restored = thermo_lines(run(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--restart"], "the restart", work))
+    compare_lines(first + restored, reference, f"the stopped run's {len(first)} and the restored run's {len(restored)}")
+    return (f"LAMMPS, {a.np} ranks: checkpointed at step 1000, stopped after step 2000 "
+            f"({len(first)} thermo lines), restored ({len(restored)} more): identical to the native run")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(app_test_main("lammps", "lammps", ["lmp"], lammps))
