@@ -13,8 +13,8 @@ packages=(
   # loads libpmix.so of libpmix-dev at run time
   slurmctld slurmd slurm-client munge libpmix-dev
   # real MPI simulation codes, unmodified, under the MPI layer (mpi_lammps_np4,
-  # mpi_gromacs_np4)
-  lammps gromacs
+  # mpi_gromacs_np4), and Python's MPI bindings (mpi_python_np4)
+  lammps gromacs python3-mpi4py
 )
 missing=()
 for p in "${packages[@]}"; do

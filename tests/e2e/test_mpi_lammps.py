@@ -119,6 +119,35 @@ def app_test_main(name, package, tools, body):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def checkpoint_and_stop(cmd, work, ctl, ck, step_of, checkpoint_at, stop_at):
+    """Runs the job cmd, reading its output: `ckpt-ctl checkpoint` when the
+    line of step checkpoint_at comes, `checkpoint --stop` at step stop_at.
+    step_of(line) is the step of one of the program's lines, "" for one
+    without a step, None for any other line. Returns the program's lines;
+    the job must end stopped (exit 75)."""
+    job = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first, out = [], []
+    try:
+        for line in job.stdout:
+            out.append(line)
+            line = line.rstrip("\n")
+            step = step_of(line)
+            if step is None or step is False:
+                continue
+            first.append(line)
+            if step == checkpoint_at:
+                run([ctl, "--ckpt-dir", ck, "checkpoint"], f"ckpt-ctl checkpoint at step {step}", work)
+            elif step == stop_at:
+                run([ctl, "--ckpt-dir", ck, "checkpoint", "--stop"], f"ckpt-ctl checkpoint --stop at step {step}", work)
+        rc = job.wait(timeout=TIMEOUT)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    if rc != 75:
+        raise Failure(f"the job was not stopped by `checkpoint --stop` at step {stop_at} (exit {rc}):\n" + "".join(out[-40:]))
+    return first
+
+
 def lammps(a, programs, run_bin, ctl, work):
     lmp = programs[0]
     with open(os.path.join(work, "in.lj"), "w") as f:
@@ -128,26 +157,8 @@ def lammps(a, programs, run_bin, ctl, work):
     if len(reference) != thermo_count():
         raise Failure(f"the native run printed {len(reference)} thermo lines, not {thermo_count()}")
     ck = os.path.join(work, "ck")
-    job = subprocess.Popen(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--"] + app, cwd=work, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    first, out = [], []
-    try:
-        for line in job.stdout:
-            out.append(line)
-            m = THERMO.match(line)
-            if not m:
-                continue
-            first.append(line.rstrip("\n"))
-            if m.group(1) == "1000":
-                run([ctl, "--ckpt-dir", ck, "checkpoint"], "ckpt-ctl checkpoint at step 1000", work)
-            elif m.group(1) == "2000":
-                run([ctl, "--ckpt-dir", ck, "checkpoint", "--stop"], "ckpt-ctl checkpoint --stop at step 2000", work)
-        rc = job.wait(timeout=TIMEOUT)
-    finally:
-        if job.poll() is None:
-            job.kill()
-    if rc == 0 or len(first) == len(reference):
-        raise Failure("the job was not stopped by `checkpoint --stop`:\n" + "".join(out[-40:]))
+    first = checkpoint_and_stop(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--"] + app, work, ctl, ck,
+                                lambda line: (m := THERMO.match(line)) and m.group(1), "1000", "2000")
     restored = thermo_lines(run(mpirun(a.np) + [run_bin, "--ckpt-dir", ck, "--restart"], "the restart", work))
     compare_lines(first + restored, reference, f"the stopped run's {len(first)} and the restored run's {len(restored)}")
     return (f"LAMMPS, {a.np} ranks: checkpointed at step 1000, stopped after step 2000 "
