@@ -82,12 +82,24 @@ def log_lines(log):
         return []
 
 
+STEP_HEADER = re.compile(r"^\s+Step\s+Time\s*$")
+
+
+def step_at(lines, i):
+    """The step number under line i when it is md.log's "Step Time" header."""
+    if STEP_HEADER.match(lines[i]) and i + 1 < len(lines):
+        m = re.match(r"^\s*(\d+)", lines[i + 1])
+        return int(m.group(1)) if m else None
+    return None
+
+
 def energy_blocks(log):
     """The lines of md.log's energy blocks, each after its step line."""
     out, step, inside = [], None, False
-    for i, line in enumerate(lines := log_lines(log)):
-        if re.match(r"^\s+Step\s+Time\s*$", line) and i + 1 < len(lines):
-            step = lines[i + 1].split()[0] if lines[i + 1].split() else "?"
+    lines = log_lines(log)
+    for i, line in enumerate(lines):
+        if (n := step_at(lines, i)) is not None:
+            step = n
         elif "Energies (kJ/mol)" in line:
             inside = True
             out.append(f"step {step}")
@@ -100,14 +112,8 @@ def energy_blocks(log):
 
 def last_step(log):
     """The step of md.log's latest step line (0 before the first)."""
-    step = 0
     lines = log_lines(log)
-    for i, line in enumerate(lines[:-1]):
-        if re.match(r"^\s+Step\s+Time\s*$", line):
-            m = re.match(r"^\s*(\d+)", lines[i + 1])
-            if m:
-                step = int(m.group(1))
-    return step
+    return next((n for i in reversed(range(len(lines))) if (n := step_at(lines, i)) is not None), 0)
 
 
 def gromacs(a, programs, run_bin, ctl, work):

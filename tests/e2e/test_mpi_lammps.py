@@ -132,7 +132,7 @@ def checkpoint_and_stop(cmd, work, ctl, ck, step_of, checkpoint_at, stop_at):
             out.append(line)
             line = line.rstrip("\n")
             step = step_of(line)
-            if step is None or step is False:
+            if step is None:
                 continue
             first.append(line)
             if step == checkpoint_at:
