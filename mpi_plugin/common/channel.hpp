@@ -46,7 +46,8 @@ inline constexpr int kProxySpins = 100;
 // with 200 us, 10.4 GB/s with 5 us, as natively). So does a proxy waiting
 // for its program's next call: yielding for 200 us, it took a computing
 // program's CPU time (halo mini-application with 2 ranks on 2 cores:
-// 1.5x native with 200 us, 1.1x to 1.2x with 5 us).
+// 1.5x native with 200 us, 1.1x to 1.2x with 5 us); beside its program,
+// on the same CPU, it does not yield at all (SleepBeside::Other).
 inline constexpr int64_t kShimYieldNs = 5000;
 inline constexpr int64_t kProxyYieldNs = 5000;
 inline constexpr const char* kChannelFdEnv = "CKPT_MPI_CHANNEL_FD";
@@ -159,11 +160,14 @@ inline int note_cpu(Slot& s, Side me) {
     return cpu;
 }
 
-// Wakes side `to` if it sleeps, once what it waits for is written.
+// Wakes side `to` if it sleeps, once what it waits for is written. The
+// first notifier takes the sleeper's flag: a burst of queued posts makes
+// one wake-up system call, not one each.
 inline void slot_notify(Slot& s, Side to) {
     std::atomic<uint32_t>& word = futex_word(s, to);
     if (to == Side::Proxy) word.fetch_add(1, std::memory_order_seq_cst);
-    if (sleeping_word(s, to).load(std::memory_order_seq_cst)) futex_wake_all(&word);
+    std::atomic<uint32_t>& sleeping = sleeping_word(s, to);
+    if (sleeping.load(std::memory_order_seq_cst) && sleeping.exchange(0, std::memory_order_seq_cst)) futex_wake_all(&word);
 }
 
 // Publishes a new state for the other side.
@@ -178,22 +182,36 @@ inline int64_t monotonic_ns() {
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// What a waiter does when the other side last ran on its own CPU, where
+// the scheduler (EEVDF) favours whichever used less CPU time.
+enum class SleepBeside {
+    Never,  // yields: a program waiting for its proxy, which then gets the CPU
+    // Sleeps at once: a proxy waiting for its program. Yielding would not
+    // let the program run, as the proxy kept being picked: a halo
+    // exchange's completion reached the program 7 us after its proxy
+    // published it, 2.3 us with the proxy asleep.
+    Other,
+};
+
 // Waits on side `me` until ready() holds. Spinning (up to `spins` polls)
 // only pays while the other side runs on another CPU: a waiter on the
 // other side's CPU yields at once, since the answer needs this very CPU
-// (ranks and proxies oversubscribe the cores). After `yield_ns` of polling
-// it sleeps on its futex word (woken by slot_notify), rechecking every
-// 200 ms so that `give_up` can end the wait. False when give_up said so.
+// (ranks and proxies oversubscribe the cores), or sleeps at once (see
+// SleepBeside). After `yield_ns` of polling it sleeps on its futex word
+// (woken by slot_notify), rechecking every 200 ms so that `give_up` can
+// end the wait. False when give_up said so.
 template <class Ready, class GiveUp>
-bool slot_wait(Slot& s, Side me, Ready ready, int spins, GiveUp give_up, int64_t yield_ns) {
+bool slot_wait(Slot& s, Side me, Ready ready, int spins, GiveUp give_up, int64_t yield_ns, SleepBeside beside) {
     const std::atomic<int32_t>& other_cpu = cpu_word(s, other(me));
     int64_t until = 0;
     for (int polls = 0; !ready(); ++polls) {
         const int cpu = note_cpu(s, me);
-        if (polls < spins && other_cpu.load(std::memory_order_relaxed) != cpu) {
+        const bool beside_other = other_cpu.load(std::memory_order_relaxed) == cpu;
+        if (polls < spins && !beside_other) {
             cpu_relax();
             continue;
         }
+        if (beside_other && beside == SleepBeside::Other) break;
         const int64_t now = monotonic_ns();
         if (until == 0) until = now + yield_ns;
         if (now >= until) break;

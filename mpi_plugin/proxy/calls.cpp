@@ -522,7 +522,7 @@ void Proxy::run_user_op(uint64_t op_id, void* in, void* inout, int len, MPI_Data
         s->callback[5] = static_cast<int64_t>(tid);
         slot_publish(*s, kSlotCallback, Side::Shim);
         if (!slot_wait(*s, Side::Proxy, [s] { return s->state.load(std::memory_order_acquire) == kSlotCallbackDone; }, 2000,
-                       [&] { return stopping_.load(); }, kProxyYieldNs))
+                       [&] { return stopping_.load(); }, kProxyYieldNs, SleepBeside::Other))
             return;  // the program is gone
         s->state.store(kSlotTaken);
         memcpy(static_cast<unsigned char*>(inout) + static_cast<size_t>(done) * static_cast<size_t>(extent), s->callback_data + half, bytes);

@@ -271,7 +271,7 @@ int CallFrame::run() {
                 st = s.state.load(std::memory_order_acquire);
                 return st == kSlotDone || st == kSlotCallback;
             },
-            kShimSpins, [] { return false; }, kShimYieldNs);
+            kShimSpins, [] { return false; }, kShimYieldNs, SleepBeside::Never);
         if (st == kSlotCallback) {
             run_callback(s);
             slot_publish(s, kSlotCallbackDone, Side::Proxy);

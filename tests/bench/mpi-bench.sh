@@ -8,10 +8,16 @@
 # script builds nothing) in the same run on plain Open MPI and under
 # `mpirun ... ckpt-run --ckpt-dir D -- ckpt-mpi-bench` (the MPI layer):
 # 8-byte ping-pong latency and 1 MiB ping-pong bandwidth with 2 ranks;
-# MPI_Allreduce of 8 bytes and of 1 MiB and the time per iteration of a 2-D
-# halo mini-application with 4 ranks (oversubscribed on a 2-core machine),
-# and the halo mini-application again with 2 ranks.
-# Each figure comes with its ratio to plain Open MPI. Then a 4-rank job
+# MPI_Allreduce of 8 bytes and of 1 MiB with 4 ranks; the time per
+# iteration of a 2-D halo mini-application (its exchange made with
+# MPI_Sendrecv, and with MPI_Irecv/MPI_Isend/MPI_Waitall) with 4 ranks
+# (oversubscribed on a 2-core machine) and with 2 ranks. The allreduce and
+# the halo run ROUNDS (3) times, native and under ckpt-run in turn, and
+# each figure is the median of its rounds: the machine's speed drifts by
+# more than the overhead between two runs, and with 4 ranks on 2 cores
+# where the scheduler places them changes a run's figures (an 8-byte
+# MPI_Allreduce under ckpt-run takes either about 17 us or about 45 us). Each figure comes with its ratio to plain
+# Open MPI. Then a 4-rank job
 # (tests/mpi mpi_halo2d) under ckpt-run: the time of `ckpt-ctl checkpoint`,
 # of `ckpt-ctl checkpoint --stop` and of `mpirun ... ckpt-run --restart` until
 # the restored job's first progress line, beside a fresh start's time to its
@@ -60,11 +66,13 @@ first_error() {
     grep -m1 -E 'Signal: |ckpt-[a-z]+: ' "$f" || grep -m1 -iE 'error|abort' "$f" || tail -n1 "$f"
 }
 
+RUNS=0
 # measure MODE KIND NP: ckpt-mpi-bench KIND on NP ranks, natively or under
 # ckpt-run; its "name value" lines go to $WORK/MODE.
 measure() {
     local mode=$1 kind=$2 np=$3 cmd=("$BENCH" "$2") rc=0
-    [[ $mode == native ]] || cmd=("$RUN" --ckpt-dir "$WORK/ck-$kind" -- "${cmd[@]}")
+    RUNS=$((RUNS + 1))
+    [[ $mode == native ]] || cmd=("$RUN" --ckpt-dir "$WORK/ck-$kind-$RUNS" -- "${cmd[@]}")
     timeout "$WAIT" "${MPIRUN[@]}" -np "$np" "${cmd[@]}" >>"$WORK/$mode" 2>"$WORK/$mode-$kind.err" || rc=$?
     if [[ $rc != 0 ]]; then
         NOTES+=("$mode $kind ($np ranks) failed, exit $rc: $(first_error "$WORK/$mode-$kind.err")")
@@ -73,7 +81,11 @@ measure() {
     return 0
 }
 
-value() { awk -v k="$2" '$1 == k { print $2 }' "$WORK/$1" 2>/dev/null; }
+# value MODE NAME: the median of NAME's values in $WORK/MODE (one per round).
+value() {
+    awk -v k="$2" '$1 == k { print $2 }' "$WORK/$1" 2>/dev/null | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
 
 # start_job CMD...: CMD in the background, its stdout read through a fifo
 # (JOB_FD); its stderr in $WORK/job.err.
@@ -148,8 +160,13 @@ ckpt_job() {
 
 for mode in native ckpt; do
     measure "$mode" p2p 2
-    measure "$mode" coll 4
-    measure "$mode" halo 2
+done
+for ((round = 0; round < ${ROUNDS:-3}; round++)); do
+    for mode in native ckpt; do
+        measure "$mode" coll 4
+        measure "$mode" halo 4
+        measure "$mode" halo 2
+    done
 done
 [[ -s $WORK/native ]] || { echo "mpi-bench: the native runs failed: ${NOTES[*]}" >&2; exit 1; }
 native_start
@@ -178,9 +195,10 @@ orfail() { [[ -n $1 ]] && echo "$1 s" || echo "failed"; }
     echo "Measured $DATE_START with \`$COMMAND\` (build type $BUILD_TYPE)."
     echo
     "$ROOT/tests/bench/machine.sh" "$LOAD_START" "$BASE" agent coordinator mpi_plugin tests/bench tests/mpi
-    echo "- Open MPI: $OMPI; \`mpirun --oversubscribe --bind-to none\`; ping-pong with 2 ranks, the rest with 4 ranks on $(nproc) cores (the last figure: 2 ranks)"
+    echo "- Open MPI: $OMPI; \`mpirun --oversubscribe --bind-to none\`; ping-pong with 2 ranks, the allreduce with 4 ranks on $(nproc) cores"
     echo "- Same binary (\`ckpt-mpi-bench\`, built as mpicc builds it) natively and as \`mpirun -np N ckpt-run --ckpt-dir D -- ckpt-mpi-bench\`;" \
-        "each figure the median of 7 trials (the slowest rank's time per trial); *slowdown*: under ckpt-run / native for times, native / under ckpt-run for bandwidth"
+        "each figure the median of 7 trials (the slowest rank's time per trial), for the allreduce and the halo the median of ${ROUNDS:-3} such runs made native and under ckpt-run in turn;" \
+        "*slowdown*: under ckpt-run / native for times, native / under ckpt-run for bandwidth"
     echo
     echo "| figure | plain Open MPI | under ckpt-run | slowdown (x) |"
     echo "| --- | ---: | ---: | ---: |"
@@ -188,8 +206,10 @@ orfail() { [[ -n $1 ]] && echo "$1 s" || echo "failed"; }
     figure pingpong_1MiB_MBps "ping-pong bandwidth, 1 MiB (MB/s)" rate
     figure allreduce_8B_us "MPI_Allreduce, 8 B (us)" time
     figure allreduce_1MiB_us "MPI_Allreduce, 1 MiB (us)" time
-    figure halo_iter_us "halo mini-application, 512x512 per rank (us per iteration)" time
-    figure halo_iter_us_2ranks "the same with 2 ranks, one per core (us per iteration)" time
+    figure halo_nb_iter_us_4ranks "halo mini-application, 512x512 per rank, 4 ranks on $(nproc) cores, Isend/Irecv/Waitall (us per iteration)" time
+    figure halo_iter_us_4ranks "the same with the exchange made of MPI_Sendrecv" time
+    figure halo_nb_iter_us_2ranks "halo mini-application, 2 ranks, Isend/Irecv/Waitall (us per iteration)" time
+    figure halo_iter_us_2ranks "the same with the exchange made of MPI_Sendrecv" time
     echo
     echo "A 4-rank job (\`mpi_halo2d ${JOB_ARGS[*]}\`, tests/mpi) under ckpt-run:"
     echo
