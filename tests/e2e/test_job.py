@@ -404,6 +404,13 @@ FALLBACK = {"damaged": fallback_damaged, "missing": fallback_missing}
 # ---- faults during a round ----------------------------------------------------
 
 
+def wait_partial_removed(ck, name):
+    """Waits until no ckpt-N.partial is left, nor the ckpt-N.partial.deleting
+    a remover renames it to before it deletes it."""
+    wait_for(lambda: not [e for e in os.listdir(ck) if e.endswith((".partial", ".deleting"))],
+             f"{name}: removal of the partial checkpoint", 30)
+
+
 def faulty_round(h, name, fault, ck_dir=None, options=(), ctl_says=None, job_ends=False, stop_rank=2):
     """A checkpoint whose round fault() breaks (the round waits for rank stop_rank,
     stopped by SIGSTOP; stop_rank None: no rank stopped). A checkpoint
@@ -434,7 +441,7 @@ def faulty_round(h, name, fault, ck_dir=None, options=(), ctl_says=None, job_end
     if ctl_says:
         check(re.search(ctl_says, err), f"{name}: ckpt-ctl's message does not say /{ctl_says}/:\n{err}")
     # The round's partial directory goes (at once when the coordinator lives).
-    wait_for(lambda: not [e for e in os.listdir(ck) if e.endswith(".partial")], f"{name}: removal of the partial checkpoint", 30)
+    wait_partial_removed(ck, name)
     check(entries(ck) == before, f"{name}: the checkpoint directory changed from {before} to {entries(ck)}")
     if first:
         check(os.path.realpath(os.path.join(ck, "latest")) == first, f"{name}: latest moved away from {first}")
@@ -531,8 +538,7 @@ class Injected:
         """No partial checkpoint is left (whoever wrote into it last removes
         it), `latest` has not moved, nothing else changed but `added`."""
         ck = self.ck
-        wait_for(lambda: not [e for e in os.listdir(ck) if e.endswith((".partial", ".deleting"))],
-                 f"{self.name}: removal of the partial checkpoint", 30)
+        wait_partial_removed(ck, self.name)
         check(entries(ck) == sorted(self.before + list(added)),
               f"{self.name}: the checkpoint directory changed from {self.before} to {entries(ck)}")
         check(os.path.realpath(os.path.join(ck, "latest")) == self.first, f"{self.name}: latest moved away from {self.first}")
