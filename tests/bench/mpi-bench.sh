@@ -11,13 +11,17 @@
 # MPI_Allreduce of 8 bytes and of 1 MiB with 4 ranks; the time per
 # iteration of a 2-D halo mini-application (its exchange made with
 # MPI_Sendrecv, and with MPI_Irecv/MPI_Isend/MPI_Waitall) with 4 ranks
-# (oversubscribed on a 2-core machine) and with 2 ranks. The allreduce and
-# the halo run ROUNDS (3) times, native and under ckpt-run in turn, and
-# each figure is the median of its rounds: the machine's speed drifts by
-# more than the overhead between two runs, and with 4 ranks on 2 cores
-# where the scheduler places them changes a run's figures (an 8-byte
-# MPI_Allreduce under ckpt-run takes either about 17 us or about 45 us). Each figure comes with its ratio to plain
-# Open MPI. Then a 4-rank job
+# (oversubscribed on a 2-core machine) and with 2 ranks. Each runs ROUNDS
+# (5) times, native and under ckpt-run in turn, and each figure is the
+# median of its rounds: the machine's speed drifts by more than the
+# overhead between two runs, and where the scheduler places the ranks
+# changes a run's figures (an 8-byte MPI_Allreduce under ckpt-run takes
+# either about 17 us or about 45 us; on one machine a 1 MiB ping-pong ran
+# at 7 GB/s or at 2 GB/s, natively too). Each figure comes with its ratio
+# to plain Open MPI. The latency's baseline, measured in the same rounds
+# (ckpt-handoff-bench): one hand-off between two processes through a
+# futex, on one CPU and across two, the least a call from a program to
+# its proxy costs. Then a 4-rank job
 # (tests/mpi mpi_halo2d) under ckpt-run: the time of `ckpt-ctl checkpoint`,
 # of `ckpt-ctl checkpoint --stop` and of `mpirun ... ckpt-run --restart` until
 # the restored job's first progress line, beside a fresh start's time to its
@@ -42,10 +46,11 @@ NICE=$(nice)
 [[ $NICE == 0 ]] || COMMAND="nice -n $NICE $COMMAND"
 
 BENCH=$BUILD_DIR/tests/bench/ckpt-mpi-bench
+HANDOFF=$BUILD_DIR/tests/bench/ckpt-handoff-bench
 VICTIM=$BUILD_DIR/tests/mpi/mpi_halo2d
 RUN=$BUILD_DIR/agent/ckpt-run
 CTL=$BUILD_DIR/coordinator/ckpt-ctl
-for f in "$BENCH" "$VICTIM" "$RUN" "$CTL"; do
+for f in "$BENCH" "$HANDOFF" "$VICTIM" "$RUN" "$CTL"; do
     [[ -x $f ]] || { echo "mpi-bench: no $f (configure $BUILD_DIR with -DCKPT_BENCH=ON and build)" >&2; exit 2; }
 done
 [[ -d $BASE ]] || { echo "mpi-bench: $BASE is not a directory" >&2; exit 2; }
@@ -85,6 +90,14 @@ measure() {
 value() {
     awk -v k="$2" '$1 == k { print $2 }' "$WORK/$1" 2>/dev/null | sort -g |
         awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+# best MODE NAME KIND: NAME's best value in $WORK/MODE (time: the least;
+# rate: the most). Interference only slows a run down, so the best rounds
+# compare the two halves with the least noise.
+best() {
+    awk -v k="$2" '$1 == k { print $2 }' "$WORK/$1" 2>/dev/null | sort -g |
+        if [[ $3 == time ]]; then head -n1; else tail -n1; fi
 }
 
 # start_job CMD...: CMD in the background, its stdout read through a fifo
@@ -158,11 +171,10 @@ ckpt_job() {
     [[ $rc == 0 ]] || { NOTES+=("the restarted job exited $rc (first line \"$line\"): $(job_err)"); return 1; }
 }
 
-for mode in native ckpt; do
-    measure "$mode" p2p 2
-done
-for ((round = 0; round < ${ROUNDS:-3}; round++)); do
+for ((round = 0; round < ${ROUNDS:-5}; round++)); do
+    "$HANDOFF" >>"$WORK/baseline" 2>>"$WORK/baseline.err" || NOTES+=("ckpt-handoff-bench failed: $(tail -n1 "$WORK/baseline.err")")
     for mode in native ckpt; do
+        measure "$mode" p2p 2
         measure "$mode" coll 4
         measure "$mode" halo 4
         measure "$mode" halo 2
@@ -179,13 +191,30 @@ BUILD_TYPE=$(awk -F= '/^CMAKE_BUILD_TYPE:/ { print $2 }' "$BUILD_DIR/CMakeCache.
 [[ -n $BUILD_TYPE ]] || BUILD_TYPE="RelWithDebInfo (the default)"
 OMPI=$(mpirun --version 2>/dev/null | head -n1)
 
+# ratio KIND NATIVE CKPT: the slowdown.
+ratio() {
+    if [[ $1 == time ]]; then awk -v n="$2" -v t="$3" 'BEGIN { printf "%.2f", t / n }'
+    else awk -v n="$2" -v t="$3" 'BEGIN { printf "%.2f", n / t }'; fi
+}
 figure() {  # NAME LABEL KIND(time|rate)
-    local n t r
+    local n t
     n=$(value native "$1") t=$(value ckpt "$1")
-    [[ -n $t ]] || { echo "| $2 | ${n:-failed} | failed | |"; return; }
-    if [[ $3 == time ]]; then r=$(awk -v n="$n" -v t="$t" 'BEGIN { printf "%.2f", t / n }')
-    else r=$(awk -v n="$n" -v t="$t" 'BEGIN { printf "%.2f", n / t }'); fi
-    echo "| $2 | $n | $t | $r |"
+    [[ -n $t ]] || { echo "| $2 | ${n:-failed} | failed | | |"; return; }
+    echo "| $2 | $n | $t | $(ratio "$3" "$n" "$t") | $(ratio "$3" "$(best native "$1" "$3")" "$(best ckpt "$1" "$3")") |"
+}
+# The latency's baseline: a message one way under ckpt-run makes at least
+# two hand-offs (the sender's program to its proxy, the receiver's proxy to
+# its program).
+baseline_line() {
+    local one two n t
+    one=$(value baseline handoff_one_cpu_us) two=$(value baseline handoff_two_cpus_us)
+    n=$(value native pingpong_8B_us) t=$(value ckpt pingpong_8B_us)
+    [[ -n $one ]] || { echo "Baseline: ckpt-handoff-bench failed."; return; }
+    echo -n "Baseline (ckpt-handoff-bench, the same rounds): one hand-off between two processes through a futex takes $one us on one CPU"
+    [[ -z $two ]] || echo -n ", $two us across two CPUs"
+    echo -n ". A message one way under ckpt-run makes at least two (the sender's program to its proxy, the receiver's proxy to its program)"
+    [[ -z $n || -z $t ]] || awk -v n="$n" -v t="$t" -v h="$one" 'BEGIN { printf ": the 8-byte latency is %.1f us above native, %.1f hand-offs on one CPU", t - n, (t - n) / h }'
+    echo "."
 }
 orfail() { [[ -n $1 ]] && echo "$1 s" || echo "failed"; }
 
@@ -197,11 +226,11 @@ orfail() { [[ -n $1 ]] && echo "$1 s" || echo "failed"; }
     "$ROOT/tests/bench/machine.sh" "$LOAD_START" "$BASE" agent coordinator mpi_plugin tests/bench tests/mpi
     echo "- Open MPI: $OMPI; \`mpirun --oversubscribe --bind-to none\`; ping-pong with 2 ranks, the allreduce with 4 ranks on $(nproc) cores"
     echo "- Same binary (\`ckpt-mpi-bench\`, built as mpicc builds it) natively and as \`mpirun -np N ckpt-run --ckpt-dir D -- ckpt-mpi-bench\`;" \
-        "each figure the median of 7 trials (the slowest rank's time per trial), for the allreduce and the halo the median of ${ROUNDS:-3} such runs made native and under ckpt-run in turn;" \
-        "*slowdown*: under ckpt-run / native for times, native / under ckpt-run for bandwidth"
+        "each figure the median of ${ROUNDS:-5} runs made native and under ckpt-run in turn, each run's the median of 7 trials (the slowest rank's time per trial);" \
+        "*slowdown*: under ckpt-run / native for times, native / under ckpt-run for bandwidth, of the medians and of each half's best round"
     echo
-    echo "| figure | plain Open MPI | under ckpt-run | slowdown (x) |"
-    echo "| --- | ---: | ---: | ---: |"
+    echo "| figure | plain Open MPI | under ckpt-run | slowdown (x) | slowdown, best rounds (x) |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
     figure pingpong_8B_us "ping-pong latency, 8 B (us, one way)" time
     figure pingpong_1MiB_MBps "ping-pong bandwidth, 1 MiB (MB/s)" rate
     figure allreduce_8B_us "MPI_Allreduce, 8 B (us)" time
@@ -210,6 +239,8 @@ orfail() { [[ -n $1 ]] && echo "$1 s" || echo "failed"; }
     figure halo_iter_us_4ranks "the same with the exchange made of MPI_Sendrecv" time
     figure halo_nb_iter_us_2ranks "halo mini-application, 2 ranks, Isend/Irecv/Waitall (us per iteration)" time
     figure halo_iter_us_2ranks "the same with the exchange made of MPI_Sendrecv" time
+    echo
+    baseline_line
     echo
     echo "A 4-rank job (\`mpi_halo2d ${JOB_ARGS[*]}\`, tests/mpi) under ckpt-run:"
     echo
