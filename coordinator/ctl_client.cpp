@@ -30,7 +30,10 @@ std::string no_answer(const std::string& dir, const RoundSeen& round, bool stall
         const auto all = d.committed();
         const auto latest = d.latest();
         const std::string now_latest = latest ? std::filesystem::path(latest->path).filename().string() : "nothing";
-        if (std::any_of(all.begin(), all.end(), [&](const auto& c) { return c.sequence == static_cast<uint64_t>(round.sequence); }))
+        const bool committed =
+            std::any_of(all.begin(), all.end(), [&](const auto& c) { return c.sequence == static_cast<uint64_t>(round.sequence); });
+        if (committed && now_latest == name) return why + "; " + dir + "/" + name + " was committed all the same, and `latest` names it";
+        if (committed)
             return why + "; " + dir + "/" + name + " was committed all the same, but `latest` still names " + now_latest +
                    " (`ckpt-run --restart` takes the newest committed checkpoint, " + name + ")";
         return why + "; " + name + " is not committed, `latest` names " + now_latest;

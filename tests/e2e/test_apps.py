@@ -634,14 +634,19 @@ def scenario_kill_during(h, app, ref, ref_files):
     info = h.info(os.path.join(ck, "latest"))
     check(info.returncode == 0, f"during: ckpt-info on latest: exit {info.returncode}\n{info.stdout}{info.stderr}")
     s = h.restart(ck, "during-restart")
-    # The next checkpoint clears what the killed one left behind.
-    s.wait_line(line_at(ref, 0.75))
-    newest = os.path.basename(h.checkpoint(ck).split()[0])
+    # The next checkpoint clears what the killed one left behind. (With
+    # --stop: the ranks stay frozen to its end, so the job cannot end, and
+    # its coordinator with it, while the checkpoint commits.)
+    at = line_at(ref, 0.75)
+    s.wait_line(at)
+    newest = os.path.basename(h.checkpoint(ck, stop=True).split()[0])
     left = sorted(os.listdir(ck))
     check(not [e for e in left if e.endswith(".partial")], f"during: the next checkpoint left the dead one's partial: {left}")
     check(os.readlink(os.path.join(ck, "latest")) == newest, f"during: latest is not {newest}: {left}")
-    expect_exit(s, 0, "during")
-    check_pieces(ref, [(r, "kill", 0), (s, "end", seen + 1)], "during")
+    expect_exit(s, 75, "during")
+    s2 = h.restart(ck, "during-restart2")
+    expect_exit(s2, 0, "during")
+    check_pieces(ref, [(r, "kill", 0), (s, "stop", seen + 1), (s2, "end", ref.index(at) + 1)], "during")
     check_files(ref_files, wdir, "during")
     h.expect_no_leftovers("during: at the end")
 
